@@ -1,1 +1,1 @@
-"""cli layer (see DESIGN.md section 1)."""
+"""The ``metercom`` command line: thin front ends over sessions, simulators and the service."""
