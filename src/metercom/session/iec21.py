@@ -45,8 +45,8 @@ Physical caveats carried by the options:
 * ``software_parity``: the link is a transparent 8N1 modem or bridge carrying the 7E1 parity bit;
   the line is set to 8N1 and the codec adds/strips the parity bit itself.
 * ``echo_cancel``: a half-duplex optical head that sees its own light; our own bytes are
-  dropped when they come back. The session does this itself (an echo is only dropped once it
-  has come back whole), so turning it on for a line that does not echo is harmless.
+  dropped when they come back (the codec drops an echo only once it has come back whole), so
+  turning it on for a line that does not echo is harmless.
 """
 
 from __future__ import annotations
@@ -128,8 +128,6 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 _T = TypeVar("_T")
-#: Most bytes of our own transmission kept for echo cancellation.
-_MAX_ECHO: Final = 4096
 
 #: ``on_progress(phase, bytes_received, baud_rate)``: called on every phase change and chunk.
 ProgressCallback = Callable[[str, int, int], None]
@@ -362,6 +360,7 @@ class Iec21Session:
             baud_change_delay_s=settle_s,
             max_repeats=max_repeats,
             software_parity=software_parity,
+            echo_cancel=echo_cancel,
         )
         self._lock = asyncio.Lock()
         self._pending: deque[Event] = deque()
@@ -374,8 +373,6 @@ class Iec21Session:
         self._last_wire = b""
         self._timeout_state = State.IDLE
         self._timeout_baud = initial_baud_rate
-        self._echo_expected = bytearray()
-        self._echo_held = bytearray()
         self._trailing = b""
         self._idle_at = -float("inf")  # when the meter is back at the start speed
         self._owner: asyncio.Task[object] | None = None  # the task inside programming mode
@@ -506,8 +503,6 @@ class Iec21Session:
         self._pending.clear()
         self._operation.chosen_baud = None
         self._baud_rates = []
-        self._echo_expected.clear()
-        self._echo_held.clear()
         self._trailing = b""
         await self._set_line(self.initial_baud_rate, FRAME_FORMAT, force=True)
         await _wait_until(self._idle_at)  # a meter still at the last readout's speed would not hear us
@@ -633,13 +628,12 @@ class Iec21Session:
             # asyncio fires timers up to its clock resolution early; the read did wait for this deadline.
             conn.handle_timeout(max(loop.time(), deadline))
             return
-        data = self._strip_echo(data)
-        if not data:
-            return
-        self._operation.bytes_received += len(data)
-        if self._line is not None:
-            self._operation.wire_time_s += self._line.wire_time_s(len(data))
+        echoed = conn.echo_bytes_dropped
         conn.receive_data(data, now=loop.time())
+        own = len(data) - (conn.echo_bytes_dropped - echoed)  # echoes share our own wire time
+        self._operation.bytes_received += own
+        if self._line is not None:
+            self._operation.wire_time_s += self._line.wire_time_s(own)
         self._report()
 
     async def _send(self, message: Message) -> None:
@@ -650,9 +644,6 @@ class Iec21Session:
             await _wait_until(not_before)
         now = loop.time() if not_before is None else max(loop.time(), not_before)
         wire = self._conn.send(message, now=now)
-        if self.echo_cancel:
-            self._echo_expected += wire
-            del self._echo_expected[: max(0, len(self._echo_expected) - _MAX_ECHO)]
         await self.transport.write(wire)
         self._last_sent = message
         self._last_wire = wire
@@ -677,30 +668,6 @@ class Iec21Session:
         if not self._baud_rates or self._baud_rates[-1] != baud_rate:
             self._baud_rates.append(baud_rate)
         self._report()
-
-    def _strip_echo(self, data: bytes) -> bytes:
-        """Drop our own bytes coming back; an echo counts only once it has come back whole.
-
-        Bytes matching the start of the expected echo are held back until the whole echo has
-        arrived (then dropped) or a byte differs (then handed on with what was held), so a meter
-        answer that happens to start like our message (``/`` of the identification after our
-        ``/?!``) is never eaten.
-        """
-        expected, held = self._echo_expected, self._echo_held
-        if not expected and not held:
-            return data
-        for index, byte in enumerate(data):
-            if expected and byte == expected[0]:
-                held.append(byte)
-                del expected[:1]
-                if not expected:
-                    held.clear()
-                continue
-            out = bytes(held) + data[index:]
-            held.clear()
-            expected.clear()
-            return out
-        return b""
 
     # -- progress and errors ---------------------------------------------------------------------
 

@@ -311,3 +311,17 @@ def test_vendor_specific_flows() -> None:
     error = line.exchange(CommandMessage("W", "5", "1.8.0(0)"))[0]
     assert isinstance(error, DeviceError)
     assert error.text == "#0004"
+
+
+@pytest.mark.parametrize("split", [None, 1, 2, 3])
+def test_echo_cancel_on_a_line_that_does_not_echo(split: int | None) -> None:
+    # The identification starts with "/" like our request: it must not be taken for an echo.
+    reader = Iec21Connection(Role.CLIENT, echo_cancel=True)
+    reader.send(RequestMessage(), now=0.0)
+    reply = SAMPLE_IDENTIFICATION.to_bytes()
+    chunks = [reply] if split is None else [reply[:split], reply[split:]]
+    for chunk in chunks:
+        reader.receive_data(chunk, now=0.5)
+    events = drain(reader)
+    assert [type(e) for e in events] == [IdentificationReceived]
+    assert reader.echo_bytes_dropped == 0

@@ -331,6 +331,9 @@ class Iec21Connection:
         self._events: deque[Event] = deque()
         self._trailing = bytearray()
         self._echo = bytearray()
+        self._echo_held = bytearray()
+        #: How many received bytes were our own echo and dropped (for link statistics).
+        self.echo_bytes_dropped = 0
         self._rx_time = 0.0
         self._deadline: float | None = None
         self._deadline_kind = TimeoutKind.RESPONSE
@@ -388,6 +391,7 @@ class Iec21Connection:
         self._buffer.clear()
         self._trailing.clear()
         self._echo.clear()
+        self._echo_held.clear()
         self._scan = 0
         self._error = None
         self._reset_session()
@@ -406,7 +410,7 @@ class Iec21Connection:
             return
         if self.software_parity:
             data = data.translate(_STRIP_PARITY)
-        if self._echo:
+        if self._echo or self._echo_held:
             data = self._cancel_echo(data)
         self._rx_time = now
         self._buffer += data
@@ -576,16 +580,27 @@ class Iec21Connection:
         self._send_not_before = self._rx_time + self._reaction
 
     def _cancel_echo(self, data: bytes) -> bytes:
-        echo = self._echo
-        matched = 0
-        limit = min(len(data), len(echo))
-        while matched < limit and data[matched] == echo[matched]:
-            matched += 1
-        if matched < limit:  # not (all) an echo: the peer is talking
-            echo.clear()
-        else:
-            del echo[:matched]
-        return data[matched:]
+        """Drop our own bytes coming back; an echo counts only once it has come back whole.
+
+        Bytes matching the start of the expected echo are held back until the whole echo has
+        arrived (then dropped) or a byte differs (then handed on with what was held), so a meter
+        answer that happens to start like our message (the ``/`` of the identification after
+        our ``/?!``) is never eaten.
+        """
+        expected, held = self._echo, self._echo_held
+        for index, byte in enumerate(data):
+            if expected and byte == expected[0]:
+                held.append(byte)
+                del expected[:1]
+                if not expected:
+                    self.echo_bytes_dropped += len(held)
+                    held.clear()
+                continue
+            out = bytes(held) + data[index:]
+            held.clear()
+            expected.clear()
+            return out
+        return b""
 
     # -- internals: framing --------------------------------------------------------------------
 
