@@ -1,0 +1,1 @@
+"""Migration revisions, oldest first (``r0001_initial`` creates the first schema)."""

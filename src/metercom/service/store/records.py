@@ -1,0 +1,275 @@
+"""What goes into the store and what comes out: plain frozen records, and the store's errors.
+
+Rule: the store API speaks in these records and in :class:`~metercom.model.reading.Reading`;
+no SQLAlchemy row ever leaves the store. All times are timezone-aware UTC.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from types import MappingProxyType
+from typing import Any
+
+from metercom.errors import StoreError
+from metercom.model.obis import Obis
+from metercom.model.reading import ReadingValue
+from metercom.service.store.types import utc
+
+__all__ = [
+    "AuditEntry",
+    "CommandNotFoundError",
+    "CommandRecord",
+    "CommandState",
+    "CommandStateError",
+    "ConfigVersion",
+    "ConfigVersionConflict",
+    "IntegrityReport",
+    "Marker",
+    "MeterEvent",
+    "MeterRecord",
+    "ProfileRow",
+    "RetentionResult",
+    "StoredEvent",
+    "StoredMeter",
+    "StoredProfileRow",
+    "StoredReading",
+    "WriteResult",
+    "object_key",
+]
+
+JsonMapping = Mapping[str, Any]
+
+
+def _empty() -> Mapping[str, Any]:
+    return MappingProxyType({})
+
+
+def object_key(obj: Obis | str) -> str:
+    """The text a store uses for an object: canonical OBIS (``1-0:1.8.0*255``) or the code as given."""
+    return str(obj) if isinstance(obj, Obis) else obj
+
+
+class CommandNotFoundError(StoreError):
+    """No command with that id."""
+
+
+class CommandStateError(StoreError):
+    """A command is not in the state a transition needs (it already ran, or is running)."""
+
+    def __init__(self, message: str, *, state: str | None = None) -> None:
+        self.state = state
+        super().__init__(message)
+
+
+class ConfigVersionConflict(StoreError):
+    """Another configuration version was applied in the meantime (``expect_version`` failed)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Marker:
+    """Collection progress: everything of ``object`` up to ``last_collected`` is stored.
+
+    ``object`` is a register, profile or event log (an :class:`Obis`, or the code text the
+    store uses for it). Markers only move forward, and a marker can never be ahead of the
+    newest stored row of its object (the store refuses such a write).
+    """
+
+    object: Obis | str
+    last_collected: datetime
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "last_collected", utc(self.last_collected, "marker time"))
+
+    @property
+    def key(self) -> str:
+        """The object as the store writes it."""
+        return object_key(self.object)
+
+
+@dataclass(frozen=True, slots=True)
+class WriteResult:
+    """How an idempotent write went: rows inserted, changed (and audited), already equal."""
+
+    inserted: int = 0
+    updated: int = 0
+    unchanged: int = 0
+
+    def __add__(self, other: WriteResult) -> WriteResult:
+        return WriteResult(
+            self.inserted + other.inserted, self.updated + other.updated, self.unchanged + other.unchanged
+        )
+
+    @property
+    def total(self) -> int:
+        return self.inserted + self.updated + self.unchanged
+
+
+@dataclass(frozen=True, slots=True)
+class StoredReading:
+    meter_id: str
+    obis: str
+    capture_time: datetime
+    value: ReadingValue
+    unit: str | None
+    status: str
+    received_at: datetime
+    #: How many times the stored value was corrected (0: as first written).
+    revision: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class ProfileRow:
+    """One row of a load profile (or any captured buffer): values by column (OBIS text)."""
+
+    capture_time: datetime
+    values: Mapping[str, ReadingValue]
+    status: str = "ok"
+    units: Mapping[str, str] = field(default_factory=_empty)
+
+
+@dataclass(frozen=True, slots=True)
+class StoredProfileRow:
+    meter_id: str
+    profile: str
+    capture_time: datetime
+    values: Mapping[str, ReadingValue]
+    units: Mapping[str, str]
+    status: str
+    received_at: datetime
+    revision: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class MeterEvent:
+    """An entry of a meter's event log, with the meter's own time."""
+
+    time: datetime
+    code: int
+    log: str
+    description: str = ""
+    data: JsonMapping = field(default_factory=_empty)
+
+
+@dataclass(frozen=True, slots=True)
+class StoredEvent:
+    id: int
+    meter_id: str
+    log: str
+    time: datetime
+    code: int
+    description: str
+    data: JsonMapping
+    received_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class MeterRecord:
+    """A meter as the configuration defines it (what the store keeps of it; no secrets)."""
+
+    id: str
+    protocol: str
+    line_id: str
+    address: str
+    device_profile: str | None = None
+    tariff: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class StoredMeter:
+    id: str
+    protocol: str
+    line_id: str
+    address: str
+    device_profile: str | None
+    tariff: str | None
+    active: bool
+    #: Configuration version that first defined it, and the last one that changed it.
+    first_version: int
+    changed_version: int
+    updated_at: datetime
+
+
+class CommandState(enum.StrEnum):
+    REQUESTED = "requested"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+
+    @property
+    def finished(self) -> bool:
+        return self in (CommandState.SUCCEEDED, CommandState.FAILED)
+
+
+@dataclass(frozen=True, slots=True)
+class CommandRecord:
+    id: str
+    kind: str
+    meter_id: str | None
+    args: JsonMapping
+    requested_by: str
+    requested_at: datetime
+    idempotency_key: str | None
+    state: CommandState
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    result: JsonMapping | None = None
+    error: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class AuditEntry:
+    id: int
+    at: datetime
+    actor: str
+    action: str
+    subject: str
+    result: str
+    detail: JsonMapping | None
+
+
+@dataclass(frozen=True, slots=True)
+class ConfigVersion:
+    version: int
+    applied_at: datetime
+    actor: str
+    source: str
+    sha256: str
+    summary: str
+    #: The whole configuration text (``None`` in history listings).
+    text: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RetentionResult:
+    """Rows deleted by a retention run, per table."""
+
+    readings: int = 0
+    profile_rows: int = 0
+    events: int = 0
+    audit_log: int = 0
+
+    @property
+    def total(self) -> int:
+        return self.readings + self.profile_rows + self.events + self.audit_log
+
+
+@dataclass(frozen=True, slots=True)
+class IntegrityReport:
+    """The outcome of :meth:`Store.check_integrity`: the checks run and the problems found."""
+
+    checks: tuple[str, ...]
+    problems: tuple[str, ...]
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+    def raise_if_failed(self) -> None:
+        if self.problems:
+            raise StoreError(
+                f"store integrity check found {len(self.problems)} problem(s): "
+                + "; ".join(self.problems[:10])
+            )
