@@ -23,11 +23,20 @@ from decimal import Decimal
 from typing import Any, TextIO
 
 from metercom.cli.output import Progress, print_json, render_table
-from metercom.clock import Clock, run_with
+from metercom.clock import Clock, SystemClock, run_with
 from metercom.errors import InputError
 from metercom.model.reading import Reading, ReadingValue
 from metercom.session.iec21 import Iec21Readout, Iec21Session
-from metercom.sim.iec21 import Iec21Faults, Iec21Meter, Iec21MeterConfig, parse_mode, serve_iec21
+from metercom.sim.iec21 import (
+    Iec21Faults,
+    Iec21Meter,
+    Iec21MeterConfig,
+    ReadoutProvider,
+    parse_mode,
+    serve_iec21,
+)
+from metercom.sim.iec21_live import live_readout
+from metercom.sim.load import Household, LoadConfig, LoadModel
 from metercom.transport import LineSettings, SimulatedLine, open_transport
 
 __all__ = ["register_read", "register_simulate", "run_demo"]
@@ -262,6 +271,12 @@ def register_simulate(subparsers: _SubParsers) -> None:
         help="inject a fault: corrupt-bcc[=N|always], no-answer[=N|always], garbage[=N|always], "
         "refuse-baud-above=BAUD, lockout=N (wrong passwords before lock-out); repeatable",
     )
+    parser.add_argument(
+        "--live",
+        action="store_true",
+        help="values from the household load model on the real clock instead of the fixed sample readout",
+    )
+    parser.add_argument("--seed", type=int, default=0, help="load model seed with --live (default 0)")
     parser.set_defaults(handler=_simulate_command)
 
 
@@ -277,7 +292,14 @@ def meter_config(args: argparse.Namespace) -> Iec21MeterConfig:
         full_readout=args.full,
         reaction_time_s=None if args.reaction_ms is None else args.reaction_ms / 1000,
         faults=Iec21Faults.parse(args.fault),
+        readout_provider=_live_provider(args.seed) if getattr(args, "live", False) else None,
     )
+
+
+def _live_provider(seed: int) -> ReadoutProvider:
+    clock = SystemClock()
+    model = LoadModel(LoadConfig(Household.seed_example()), seed=seed, start=clock.now())
+    return live_readout(model, clock)
 
 
 def _simulate_command(args: argparse.Namespace) -> int:
