@@ -22,7 +22,7 @@ Handler = Callable[[argparse.Namespace], int]
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from metercom.cli import iec21
+    from metercom.cli import dlms_simulate, iec21
 
     parser = argparse.ArgumentParser(
         prog="metercom",
@@ -45,6 +45,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     iec21.register_read(read_protocols)
     iec21.register_simulate(simulate_protocols)
+    dlms_simulate.register_simulate(simulate_protocols)
 
     demo = commands.add_parser("demo", help="simulate a meter and read it (no hardware needed)")
     demo.set_defaults(handler=iec21.run_demo)
