@@ -22,7 +22,7 @@ Handler = Callable[[argparse.Namespace], int]
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from metercom.cli import dlms_simulate, iec21
+    from metercom.cli import dlms, dlms_simulate, iec21
 
     parser = argparse.ArgumentParser(
         prog="metercom",
@@ -44,6 +44,7 @@ def build_parser() -> argparse.ArgumentParser:
     simulate_protocols = simulate.add_subparsers(dest="protocol", metavar="PROTOCOL", required=True)
 
     iec21.register_read(read_protocols)
+    dlms.register_read(read_protocols)
     iec21.register_simulate(simulate_protocols)
     dlms_simulate.register_simulate(simulate_protocols)
 

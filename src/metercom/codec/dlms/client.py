@@ -60,7 +60,6 @@ is never confused with the old one.
 
 from __future__ import annotations
 
-import contextlib
 import enum
 from collections import deque
 from collections.abc import Sequence
@@ -97,7 +96,6 @@ from metercom.codec.dlms.results import ActionResult, DataAccessResult, raise_fo
 from metercom.codec.dlms.security import (
     HLS_GMAC_RESPONSE_LENGTH,
     Protection,
-    ReplayError,
     SecurityContext,
     hls_sha256,
     is_ciphered_apdu,
@@ -940,12 +938,7 @@ class DlmsClientConnection:
                     raise AuthenticationError(
                         f"HLS-GMAC: f(CtoS) must be {HLS_GMAC_RESPONSE_LENGTH} bytes, got {len(response)}"
                     )
-                # ReplayError is raised only after the GMAC verified. A meter computes f(CtoS)
-                # before it ciphers the action-response, so in a ciphered association its
-                # counter is below the envelope's, accepted first. f(CtoS) covers our fresh
-                # challenge, so it cannot be a replay whatever its counter.
-                with contextlib.suppress(ReplayError):
-                    self.security.verify_hls_gmac_response(response, ctos)
+                self.security.verify_hls_gmac_response(response, ctos)
             else:
                 verify_hls_sha256(
                     response,

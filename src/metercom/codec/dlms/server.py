@@ -823,9 +823,7 @@ class DlmsServer:
             if keys is None or client_title is None:
                 return None
             try:
-                # Not SecurityContext.verify_hls_gmac_response: a client computes f(StoC) before it
-                # ciphers the ACTION carrying it, so the frame's counter is already above the one
-                # inside f(StoC) and the replay check would refuse every ciphered pass 3.
+                # The association's own keys and the client's AP title (from the AARQ) check f(StoC).
                 verify_hls_gmac(
                     response,
                     stoc,
@@ -838,8 +836,9 @@ class DlmsServer:
                 return None
             if not state.ciphered:
                 return security.hls_gmac_response(ctos)
-            # Mirror image: the client deciphers our response (counter n) before it checks
-            # f(CtoS), so f(CtoS) takes n + 1 and the counter skips it after the frame is sent.
+            # A client deciphers our response (counter n) before it checks f(CtoS); a client that
+            # runs f(CtoS) through its replay check needs it above n, so f(CtoS) takes n + 1 and
+            # our counter skips it once the frame is sent.
             counter = security.invocation_counter + 1
             state.skip_counter = True
             try:

@@ -486,14 +486,20 @@ class SecurityContext:
             suite_id=self.security_control.suite_id,
         )
 
-    def verify_hls_gmac_response(self, response: bytes, challenge: bytes) -> None:
-        """Check the peer's f(challenge) for the challenge we sent; its IC goes through the replay check."""
+    def verify_hls_gmac_response(self, response: bytes, challenge: bytes) -> int:
+        """Check the peer's f(challenge) for the challenge we sent; return the IC it carries.
+
+        The IC does not go through the replay check and does not move the peer counter: the
+        GMAC covers our own fresh challenge, so the response cannot be a replay, and a peer
+        computes f() before it ciphers the APDU that carries it, so its IC is legitimately
+        below the counter of that (already accepted) APDU in a ciphered association.
+        """
         if self.peer_system_title is None:
             raise LocalProtocolError(
                 "the peer system title is needed to verify HLS-GMAC (take it from the AARQ/AARE AP title)",
                 layer=_LAYER,
             )
-        counter = verify_hls_gmac(
+        return verify_hls_gmac(
             response,
             challenge,
             system_title=self.peer_system_title,
@@ -501,4 +507,3 @@ class SecurityContext:
             authentication_key=self._authentication_key,
             suite_id=self.security_control.suite_id,
         )
-        self._accept_counter(CipheringKey.GLOBAL_UNICAST, counter, authenticated=True)
