@@ -5,20 +5,25 @@ HLS-GMAC ciphered management client."""
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import datetime as dt
+import io
+import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import pytest
 
-pytest.importorskip("metercom.sim.dlms")
-
+from metercom.cli.dlms import register_read, run_read
 from metercom.clock import VirtualClock
+from metercom.codec.dlms.security import OWN_COUNTER
 from metercom.errors import DeviceRejectedError
 from metercom.model.cosem import Quantity
+from metercom.session.counters import FileCounterStore
 from metercom.session.dlms import DlmsClient, DlmsKeys
 from metercom.sim.dlms import (
     DEFAULT_AUTHENTICATION_KEY,
@@ -80,3 +85,42 @@ async def test_management_client_hls_gmac_ciphered(vclock: VirtualClock, kind: s
         profile = await client.read_profile("1-0:99.1.0", start=now - dt.timedelta(days=1), end=now)
         assert len(profile) > 0
         assert all(isinstance(row[0], dt.datetime) for row in profile.rows)
+
+
+async def test_cli_keeps_the_invocation_counter_between_runs(vclock: VirtualClock, tmp_path: Path) -> None:
+    keys = tmp_path / "keys"
+    keys.write_text(
+        f"ek = {DEFAULT_ENCRYPTION_KEY.hex()}\nak = {DEFAULT_AUTHENTICATION_KEY.hex()}\n"
+        f"system_title = {CLIENT_TITLE.hex()}\n"
+    )
+    counters = tmp_path / "counters.json"
+    dev = device(vclock)
+    seen = []
+    async with await serve("tcp://127.0.0.1:0", dev.serve_wrapper) as server:
+        for _ in range(2):
+            parser = argparse.ArgumentParser()
+            register_read(parser.add_subparsers(dest="protocol"))
+            args = parser.parse_args(
+                [
+                    "dlms",
+                    server.url,
+                    "--client",
+                    "1",
+                    "--auth",
+                    "hls-gmac",
+                    "--key-file",
+                    str(keys),
+                    "--counter-file",
+                    str(counters),
+                    "--obis",
+                    "1-0:1.8.0",
+                    "--json",
+                ]
+            )
+            out = io.StringIO()
+            assert await run_read(args, out) == 0
+            assert json.loads(out.getvalue())["readings"][0]["unit"] == "Wh"
+            seen.append(FileCounterStore(counters).load(OWN_COUNTER))
+    assert seen[0] is not None
+    assert seen[1] is not None
+    assert seen[1] > seen[0]

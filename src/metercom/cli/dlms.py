@@ -26,6 +26,7 @@ from metercom.cli.output import print_json, render_table
 from metercom.errors import InputError
 from metercom.model.cosem import Quantity
 from metercom.model.reading import Reading
+from metercom.session.counters import FileCounterStore, default_counter_path
 from metercom.session.dlms import AUTH_MECHANISMS, DlmsClient, DlmsKeys, ProfileReadout
 
 __all__ = ["register_read"]
@@ -76,6 +77,13 @@ def register_read(subparsers: _SubParsers) -> None:
         "--key-file", default=None, metavar="F", help="ek/ak/system_title key file (JSON or name = hex)"
     )
     parser.add_argument(
+        "--counter-file",
+        default=None,
+        metavar="F",
+        help="where our invocation counter is kept between runs (with --key-file; default under "
+        "~/.local/state/metercom/dlms-counters/)",
+    )
+    parser.add_argument(
         "--obis", action="append", default=[], metavar="OBIS", help="read this object (repeatable)"
     )
     parser.add_argument("--profile", default=None, metavar="OBIS", help="read this load profile")
@@ -102,7 +110,12 @@ async def run_read(args: argparse.Namespace, out: TextIO, *, target: object = No
     """Run ``read dlms`` with parsed ``args``; ``target`` (a Transport) replaces the URL in tests."""
     _check(args)
     keys = DlmsKeys.from_file(args.key_file) if args.key_file else None
+    counters = None
+    if keys is not None:  # an own invocation counter must never repeat across runs
+        meter_name = f"{args.url}#{args.client}-{args.server}"
+        counters = FileCounterStore(args.counter_file or default_counter_path(keys.system_title, meter_name))
     options: dict[str, Any] = {
+        "counter_store": counters,
         "client": args.client,
         "server": args.server,
         "physical": args.physical,
