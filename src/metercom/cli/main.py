@@ -22,7 +22,7 @@ Handler = Callable[[argparse.Namespace], int]
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from metercom.cli import dlms, dlms_simulate, iec21
+    from metercom.cli import dlms, dlms_simulate, iec21, modbus
 
     parser = argparse.ArgumentParser(
         prog="metercom",
@@ -45,8 +45,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     iec21.register_read(read_protocols)
     dlms.register_read(read_protocols)
+    modbus.register_read(read_protocols)
     iec21.register_simulate(simulate_protocols)
     dlms_simulate.register_simulate(simulate_protocols)
+    modbus.register_simulate(simulate_protocols)
+
+    scan = commands.add_parser("scan", help="find devices on a bus", description="Find devices on a bus.")
+    modbus.register_scan(scan.add_subparsers(dest="protocol", metavar="PROTOCOL", required=True))
 
     demo = commands.add_parser("demo", help="simulate a meter and read it (no hardware needed)")
     demo.set_defaults(handler=iec21.run_demo)

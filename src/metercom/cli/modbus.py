@@ -30,7 +30,7 @@ from typing import Any, TextIO
 from metercom.cli.output import Progress, print_json, render_table
 from metercom.clock import current_clock
 from metercom.errors import InputError
-from metercom.model.modbus_profile import load_profile, profile_names
+from metercom.model.modbus_profile import load_modbus_profile, profile_names
 from metercom.model.reading import Reading, ReadingValue
 from metercom.session.modbus import Framing, ModbusSession, ScanResult, open_modbus
 from metercom.sim.modbus import LoadModelValues, ModbusBus, PhaseValueSource, SimulatedModbusDevice
@@ -164,7 +164,7 @@ def _read_command(args: argparse.Namespace) -> int:
 
 async def run_read(args: argparse.Namespace, out: TextIO) -> int:
     """``metercom read modbus``: the handler's body, testable on any event loop."""
-    profile = load_profile(args.device)
+    profile = load_modbus_profile(args.device)
     session = await open_modbus(
         args.url, framing=args.framing, line=_line(args), timeout_s=args.timeout, retries=args.retries
     )
@@ -337,10 +337,10 @@ def register_simulate(subparsers: _SubParsers) -> None:
 
 def build_bus_from_args(args: argparse.Namespace) -> ModbusBus:
     """The bus the ``simulate`` options describe."""
-    load_profile(args.device)  # fail early on an unknown profile
+    load_modbus_profile(args.device)  # fail early on an unknown profile
     devices = []
     for unit, name in parse_units(args.unit or ["1"], args.device):
-        profile = load_profile(name or args.device)
+        profile = load_modbus_profile(name or args.device)
         values: PhaseValueSource | None = None
         if args.values == "household":
             values = LoadModelValues.household(profile.phases, seed=unit, start=current_clock().now())

@@ -80,14 +80,14 @@ from metercom.errors import (
 from metercom.model.modbus_profile import (
     ActionSlot,
     DeviceEvent,
-    DeviceProfile,
     Field,
+    ModbusProfile,
     Point,
     Probe,
     RegisterTable,
     RelaySpec,
     VoltageModeSpec,
-    load_profile,
+    load_modbus_profile,
 )
 from metercom.model.reading import Reading, ReadingValue
 from metercom.session.bus import BusScheduler
@@ -101,6 +101,7 @@ __all__ = [
     "ScanResult",
     "decode_field",
     "encode_field",
+    "encode_request",
     "line_silence_s",
     "open_modbus",
 ]
@@ -143,6 +144,14 @@ class ResetEnergyPdu(ModbusPDU):
     async def datastore_update(self, context: Any, device_id: int) -> ModbusPDU:
         del context
         return ResetEnergyPdu(dev_id=device_id, transaction_id=self.transaction_id)
+
+
+def encode_request(request: ModbusPDU) -> bytes:
+    """The PDU bytes of a pymodbus request; raises :class:`LocalProtocolError` when it cannot be encoded."""
+    try:
+        return bytes((request.function_code,)) + request.encode()
+    except (ValueError, TypeError, OverflowError, IndexError, struct.error) as exc:
+        raise LocalProtocolError(f"cannot encode {type(request).__name__}: {exc}", layer=_LAYER) from exc
 
 
 def decode_field(registers: Sequence[int], item: Field | Point) -> int:
@@ -283,13 +292,13 @@ class ModbusSession:
         """
         if not 1 <= unit <= 255:
             raise InputError(f"unit must be 1..255 (0 is broadcast: use broadcast()), got {unit}")
-        pdu = self._encode_request(request)
+        pdu = encode_request(request)
         reply_timeout_s = self.timeout_s if timeout_s is None else timeout_s
         label = what or f"function 0x{request.function_code:02X}"
 
         async def conversation() -> ModbusPDU:
             adu = await self._transact(unit, pdu, reply_timeout_s)
-            return self._decode_reply(adu, request)
+            return self.decode_reply(adu, request)
 
         self.stats.requests += 1
         reply = await self.scheduler.run(
@@ -308,16 +317,10 @@ class ModbusSession:
         """Send ``request`` to unit 0: every device executes it and none answers (writes only)."""
         if request.function_code in (0x01, 0x02, 0x03, 0x04):
             raise LocalProtocolError("a read cannot be broadcast: no device answers unit 0", layer=_LAYER)
-        pdu = self._encode_request(request)
+        pdu = encode_request(request)
         async with self.scheduler.turn("broadcast"):
             await self._send(0, pdu)
             await asyncio.sleep(self.broadcast_delay_s)
-
-    def _encode_request(self, request: ModbusPDU) -> bytes:
-        try:
-            return bytes((request.function_code,)) + request.encode()
-        except (ValueError, TypeError, OverflowError, IndexError, struct.error) as exc:
-            raise LocalProtocolError(f"cannot encode {type(request).__name__}: {exc}", layer=_LAYER) from exc
 
     async def _send(self, unit: int, pdu: bytes) -> None:
         transport = self.transport
@@ -412,7 +415,8 @@ class ModbusSession:
                 continue
             return event
 
-    def _decode_reply(self, adu: Adu, request: ModbusPDU) -> ModbusPDU:
+    def decode_reply(self, adu: Adu, request: ModbusPDU) -> ModbusPDU:
+        """Check and decode the reply ``adu`` to ``request`` (sans-I/O; see the module docstring)."""
         pdu = adu.pdu
         function = request.function_code
         if pdu[0] & 0x80:
@@ -518,9 +522,9 @@ class ModbusSession:
 
     # -- devices ---------------------------------------------------------------------------------
 
-    def device(self, unit: int, profile: DeviceProfile | str) -> ModbusDevice:
+    def device(self, unit: int, profile: ModbusProfile | str) -> ModbusDevice:
         """The device at ``unit`` with ``profile`` (a profile or a profile name)."""
-        return ModbusDevice(self, unit, load_profile(profile) if isinstance(profile, str) else profile)
+        return ModbusDevice(self, unit, load_modbus_profile(profile) if isinstance(profile, str) else profile)
 
     async def probe(self, unit: int, probe: Probe, *, timeout_s: float | None = None) -> list[int]:
         """Run a profile's identification request (no retries)."""
@@ -532,7 +536,7 @@ class ModbusSession:
         self,
         units: Iterable[int] = range(1, 248),
         *,
-        profiles: Sequence[DeviceProfile] | None = None,
+        profiles: Sequence[ModbusProfile] | None = None,
         timeout_s: float = 0.2,
         on_result: Callable[[ScanResult], None] | None = None,
     ) -> list[ScanResult]:
@@ -544,7 +548,7 @@ class ModbusSession:
         means a device is there and the next profile is tried.
         """
         if profiles is None:
-            profiles = [load_profile(name) for name in ("pmtr3", "pzem004t")]
+            profiles = [load_modbus_profile(name) for name in ("pmtr3", "pzem004t")]
         candidates = list(profiles)
         candidates.sort(key=lambda p: p.identify.expect is None)
         found: list[ScanResult] = []
@@ -557,7 +561,7 @@ class ModbusSession:
         return found
 
     async def _identify(
-        self, unit: int, profiles: Sequence[DeviceProfile], timeout_s: float
+        self, unit: int, profiles: Sequence[ModbusProfile], timeout_s: float
     ) -> ScanResult | None:
         present = False
         notes: list[str] = []
@@ -590,7 +594,7 @@ class ModbusSession:
 class ModbusDevice:
     """One unit on a :class:`ModbusSession`, read and commanded through its profile."""
 
-    def __init__(self, session: ModbusSession, unit: int, profile: DeviceProfile) -> None:
+    def __init__(self, session: ModbusSession, unit: int, profile: ModbusProfile) -> None:
         self.session = session
         self.unit = unit
         self.profile = profile
@@ -662,11 +666,11 @@ class ModbusDevice:
         return moved
 
     async def read_alarm_threshold(self) -> Decimal:
-        name = self._need(self.profile.alarm_threshold_point, "an alarm threshold")
+        name = self._need(self.profile.alarm_threshold_point, "alarm threshold")
         return _as_decimal(await self.read_point(name), name)
 
     async def set_alarm_threshold(self, watts: int | Decimal) -> None:
-        await self.write_point(self._need(self.profile.alarm_threshold_point, "an alarm threshold"), watts)
+        await self.write_point(self._need(self.profile.alarm_threshold_point, "alarm threshold"), watts)
 
     def _need(self, name: str | None, what: str) -> str:
         if name is None:
