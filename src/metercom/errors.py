@@ -30,8 +30,11 @@ __all__ = [
     "InputError",
     "LocalProtocolError",
     "MetercomError",
+    "NotifyError",
+    "PrepaidError",
     "ProtocolError",
     "RemoteProtocolError",
+    "RuleError",
     "ServiceError",
     "StoreError",
     "TransportError",
@@ -146,3 +149,15 @@ class ServiceError(MetercomError):
 
 class StoreError(ServiceError):
     """The local store could not read or write."""
+
+
+class PrepaidError(ServiceError):
+    """A prepaid account operation was refused (conflicting top-up, unknown amount, bad reading)."""
+
+
+class NotifyError(ServiceError):
+    """An alarm could not be delivered or an alarm operation was refused."""
+
+
+class RuleError(ServiceError):
+    """A rule or its expression is invalid, or could not be evaluated (see ``metercom.service.rules``)."""
