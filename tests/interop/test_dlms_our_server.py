@@ -1,6 +1,11 @@
 """Independent DLMS clients (dlms-cosem 25.1.0, gurux-dlms 1.0.203; dev-only peers) read our simulated
 meter over real loopback TCP: the wrapper, and HDLC where the peer's HDLC client works.
 
+gurux-dlms's client does HLS-GMAC (its ``GXDLMSSecureClient`` with ``GXCiphering``: system
+title, block cipher and authentication keys, security policy authenticated-encrypted, then
+HLS pass 3/4 with ``getApplicationAssociationRequest``), so it is tested against our meter
+too, with the wrapper and HDLC.
+
 The peers are synchronous: each exchange runs in a worker thread (``asyncio.to_thread``) while
 our server runs on the real-clock event loop (``@pytest.mark.realtime``). Nothing of the peers
 is copied; they are only called.
@@ -242,11 +247,17 @@ class _GuruxSession:
         import socket
 
         from gurux_dlms import GXDLMSClient, GXReplyData
-        from gurux_dlms.enums import Authentication, InterfaceType
+        from gurux_dlms.enums import Authentication, InterfaceType, Security
+        from gurux_dlms.secure import GXDLMSSecureClient
 
         self.reply_type = GXReplyData
-        mechanism = {"none": Authentication.NONE, "low": Authentication.LOW}[auth]
-        self.client = GXDLMSClient(
+        mechanism = {
+            "none": Authentication.NONE,
+            "low": Authentication.LOW,
+            "high-gmac": Authentication.HIGH_GMAC,
+        }[auth]
+        kind = GXDLMSSecureClient if auth == "high-gmac" else GXDLMSClient
+        self.client = kind(
             True,
             client,
             (1 << 14 | 17) if hdlc else 1,
@@ -254,10 +265,24 @@ class _GuruxSession:
             DEFAULT_LLS_PASSWORD if auth == "low" else None,
             InterfaceType.HDLC if hdlc else InterfaceType.WRAPPER,
         )
+        self.high = auth == "high-gmac"
+        if self.high:
+            cipher = self.client.settings.cipher
+            cipher.security = Security.AUTHENTICATION_ENCRYPTION
+            cipher.systemTitle = bytearray(CLIENT_TITLE)
+            cipher.blockCipherKey = bytearray(DEFAULT_ENCRYPTION_KEY)
+            cipher.authenticationKey = bytearray(DEFAULT_AUTHENTICATION_KEY)
         self.sock = socket.create_connection((host, port), timeout=5)
         self.hdlc = hdlc
 
     def __enter__(self) -> _GuruxSession:
+        try:
+            return self._open()
+        except BaseException:
+            self.sock.close()
+            raise
+
+    def _open(self) -> _GuruxSession:
         if self.hdlc:
             reply = self.reply_type()
             _gx_request(self.sock, self.client, self.client.snrmRequest(), reply)
@@ -265,6 +290,10 @@ class _GuruxSession:
         reply = self.reply_type()
         _gx_request(self.sock, self.client, self.client.aarqRequest(), reply)
         self.client.parseAareResponse(reply.data)
+        if self.high:  # HLS pass 3 (our f(StoC)) and 4 (the meter's f(CtoS), checked by gurux)
+            reply = self.reply_type()
+            _gx_request(self.sock, self.client, self.client.getApplicationAssociationRequest(), reply)
+            self.client.parseApplicationAssociationResponse(reply.data)
         return self
 
     def read(self, item: Any, attribute: int) -> Any:
@@ -339,3 +368,41 @@ async def test_gurux_lls_reads_registers_and_profile_range_with_columns() -> Non
     assert scaler is not None
     assert len(rows) == 7  # 30-minute blocks over 3 hours, both ends included
     assert all(len(row) == 2 for row in rows)
+
+
+@pytest.mark.parametrize("hdlc", [False, True], ids=["wrapper", "hdlc"])
+async def test_gurux_hls_gmac_ciphered_reads_energy_and_clock(hdlc: bool) -> None:
+    _gurux()
+    from gurux_dlms.objects import GXDLMSClock, GXDLMSRegister
+
+    device = _device("generic")
+
+    def work(host: str, port: int) -> tuple[Any, Any, Any]:
+        with _GuruxSession(host, port, client=1, auth="high-gmac", hdlc=hdlc) as s:
+            register = GXDLMSRegister("1.0.1.8.0.255")
+            s.read(register, 3)
+            s.read(register, 2)
+            clock = GXDLMSClock("0.0.1.0.0.255")
+            s.read(clock, 2)
+            return register.value, register.scaler, clock.time
+
+    value, scaler, clock_time = await _run(device, hdlc, work)
+    assert isinstance(value, int | float)
+    assert value > 0
+    assert scaler is not None
+    assert abs(clock_time.value.astimezone(dt.UTC) - dt.datetime.now(dt.UTC)) < dt.timedelta(minutes=2)
+
+
+async def test_gurux_hls_gmac_with_wrong_keys_is_refused() -> None:
+    _gurux()
+    device = _device("generic")
+    device.authentication_key = bytes(16)
+
+    def work(host: str, port: int) -> str:
+        try:
+            with _GuruxSession(host, port, client=1, auth="high-gmac", hdlc=False):
+                return "accepted"
+        except Exception as exc:  # noqa: BLE001 - the peer raises its own error types
+            return type(exc).__name__
+
+    assert await _run(device, False, work) != "accepted"

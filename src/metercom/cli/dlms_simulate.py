@@ -2,7 +2,9 @@
 
 Rule: the CLI only parses options and starts :mod:`metercom.sim.dlms`; every protocol decision
 is the codec's. The fleet's addresses are printed one per line, and ``--export-config`` writes
-the head-end configuration (TOML) that reads them.
+the head-end configuration (TOML) that reads them, through the writer all simulated fleets share
+(:func:`metercom.sim.fleet.fleet_config_toml`). ``--faults`` uses the fault syntax of every
+``simulate`` command (:class:`metercom.sim.fleet.Faults`, docs/simulators.md).
 
 Usage::
 
@@ -18,10 +20,10 @@ import argparse
 import asyncio
 import sys
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any, TextIO
 
-from metercom.sim.dlms import Faults, Quirks, fleet_config_toml, secret_environment, serve_fleet
+from metercom.sim.dlms import Quirks, serve_fleet
+from metercom.sim.fleet import Faults, run_fleets
 
 __all__ = ["register_simulate", "simulate"]
 
@@ -58,7 +60,8 @@ def register_simulate(subparsers: _SubParsers) -> None:
         action="append",
         default=[],
         metavar="SPEC",
-        help="unreachable=F, drop=F, corrupt=F, wrong-keys=F, drift=F[:PPM] (F: fraction of meters)",
+        help="unreachable=F, drop=F[:N], corrupt=F[:N], wrong-keys=F, drift=F[:PPM[:OFFSET_S]] "
+        "(F: fraction of meters, seeded); comma-separated or repeated",
     )
     parser.add_argument(
         "--quirk",
@@ -106,23 +109,9 @@ async def simulate(
         hdlc=args.hdlc,
         one_port=args.one_port,
     )
-    lines = fleet.addresses()
-    for line in lines:
-        print(line, file=out)
-    if args.export_config:
-        text = fleet_config_toml(fleet, client=args.client)
-        await asyncio.to_thread(Path(args.export_config).write_text, text, encoding="utf-8")
-        env = " ".join(f"{k}={v}" for k, v in secret_environment().items())
-        print(f"config written to {args.export_config}; test secrets: {env}", file=out)
-    out.flush()
-    if ready is not None:
-        ready(lines)
-    try:
-        await (stop.wait() if stop is not None else asyncio.Event().wait())
-    finally:
-        fleet.close()
-        await fleet.wait_closed()
-    return 0
+    return await run_fleets(
+        [fleet], out=out, export_path=args.export_config, client=args.client, stop=stop, ready=ready
+    )
 
 
 async def _serve_pty(
@@ -144,7 +133,8 @@ async def _serve_pty(
     master, slave_path = await open_pty()
     handler = device.serve_mode_e if args.mode_e else device.serve_hdlc
     task = asyncio.get_running_loop().create_task(handler(master))
-    line = f"sim-0001 {slave_path} physical={device.physical_address}" + (" mode-e" if args.mode_e else "")
+    scheme = "iec21+hdlc" if args.mode_e else "hdlc+serial"
+    line = f"dlms-0001 dlms {scheme}://{slave_path} physical={device.physical_address}"
     print(line, file=out)
     out.flush()
     if ready is not None:

@@ -7,7 +7,9 @@ time-out, 5 meter rejected, 6 password). Results go to stdout (a table, or JSON 
 ``--json``); the progress line goes to stderr and only when it is a terminal, so pipes stay clean.
 
 Theory: each command runs one asyncio event loop. ``read`` opens the URL's transport, reads, and
-closes it; ``simulate`` serves until Ctrl-C; ``demo`` joins a simulated meter and a reader with a
+closes it; ``simulate`` serves one meter, or with ``--meters N`` (or fleet faults, latency, an
+export) a fleet of meters fed by the load model (:mod:`metercom.sim.iec21_fleet`), until
+Ctrl-C; ``demo`` joins a simulated meter and a reader with a
 :class:`~metercom.transport.SimulatedLine` on the real clock, so a person sees the 300 Bd
 sign-on take its half second and the readout arrive at 9600 Bd, as on a real optical port.
 """
@@ -27,6 +29,7 @@ from metercom.clock import Clock, SystemClock, run_with
 from metercom.errors import InputError
 from metercom.model.reading import Reading, ReadingValue
 from metercom.session.iec21 import Iec21Readout, Iec21Session
+from metercom.sim.fleet import Faults, run_fleets
 from metercom.sim.iec21 import (
     Iec21Faults,
     Iec21Meter,
@@ -35,6 +38,7 @@ from metercom.sim.iec21 import (
     parse_mode,
     serve_iec21,
 )
+from metercom.sim.iec21_fleet import serve_iec21_fleet
 from metercom.sim.iec21_live import live_readout
 from metercom.sim.load import Household, LoadConfig, LoadModel
 from metercom.transport import LineSettings, SimulatedLine, open_transport
@@ -276,8 +280,44 @@ def register_simulate(subparsers: _SubParsers) -> None:
         action="store_true",
         help="values from the household load model on the real clock instead of the fixed sample readout",
     )
-    parser.add_argument("--seed", type=int, default=0, help="load model seed with --live (default 0)")
+    parser.add_argument(
+        "--seed", type=int, default=0, help="load model seed with --live; meter i of a fleet uses SEED+i"
+    )
+    fleet = parser.add_argument_group(
+        "fleets", "N meters on consecutive ports, values from the load model (docs/simulators.md)"
+    )
+    fleet.add_argument(
+        "--meters", type=_positive_int, default=1, metavar="N", help="number of meters; meter i on PORT+i"
+    )
+    fleet.add_argument(
+        "--faults",
+        action="append",
+        default=[],
+        metavar="SPEC",
+        help="fleet faults: unreachable=F, drop=F[:N], corrupt=F[:N], wrong-keys=F (other P1 password), "
+        "drift=F[:PPM[:OFFSET_S]]; F: fraction of meters",
+    )
+    fleet.add_argument(
+        "--latency-ms", type=float, default=0.0, metavar="X", help="added to every meter's reaction time"
+    )
+    fleet.add_argument("--export-config", metavar="FILE", help="write the fleet as a head-end config (TOML)")
     parser.set_defaults(handler=_simulate_command)
+
+
+def _positive_int(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {text!r}")
+    return int(text)
+
+
+def is_fleet(args: argparse.Namespace) -> bool:
+    """True when the ``simulate`` options ask for a fleet rather than the single sample meter."""
+    return bool(
+        getattr(args, "meters", 1) > 1
+        or getattr(args, "faults", None)
+        or getattr(args, "export_config", None)
+        or getattr(args, "latency_ms", 0.0)
+    )
 
 
 def meter_config(args: argparse.Namespace) -> Iec21MeterConfig:
@@ -319,7 +359,27 @@ async def simulate(
     stop: asyncio.Event | None = None,
     ready: Callable[[str], None] | None = None,
 ) -> int:
-    """Serve until ``stop`` is set (or forever); ``ready`` gets the URL or pty path."""
+    """Serve until ``stop`` is set (or forever); ``ready`` gets the URL or pty path (of the
+    first meter of a fleet)."""
+    if is_fleet(args):
+        if args.pty:
+            raise InputError("a fleet of IEC 62056-21 meters needs --listen tcp://HOST:PORT, not --pty")
+        fleet = await serve_iec21_fleet(
+            args.meters,
+            args.listen,
+            seed=args.seed,
+            latency_ms=args.latency_ms,
+            faults=Faults.parse(args.faults),
+            template=config,
+        )
+
+        def fleet_ready(lines: list[str]) -> None:
+            del lines
+            if ready is not None:
+                ready(fleet.meters[0].url)
+
+        export = args.export_config
+        return await run_fleets([fleet], out=out, export_path=export, stop=stop, ready=fleet_ready)
     server = await serve_iec21("pty" if args.pty else args.listen, config)
     meter = server.meter
     offer = "300 Bd only" if config.mode.value == "A" else f"up to {config.baud_max} Bd"

@@ -9,7 +9,9 @@ time-out, 5 Modbus exception response). Results go to stdout, as a table or as J
 Theory: each command runs one asyncio event loop. ``read`` opens the URL's link, optionally
 runs commands (set the clock, reset energy, change the address), reads the device through its
 profile and closes the link; ``scan`` asks every unit in a range for each profile's
-identification registers; ``simulate`` serves a bus of simulated units until Ctrl-C. Framing
+identification registers; ``simulate`` serves a bus of simulated units until Ctrl-C (with
+``--meters N``: a fleet, :mod:`metercom.sim.modbus_fleet`, units 1..N on the one port by
+default, with fleet faults and a head-end configuration export). Framing
 follows the URL: ``tcp://`` speaks Modbus TCP, anything else RTU; ``--framing rtu`` on a
 ``tcp://`` URL talks RTU through a transparent serial gateway.
 
@@ -33,7 +35,9 @@ from metercom.errors import InputError
 from metercom.model.modbus_profile import load_modbus_profile, profile_names
 from metercom.model.reading import Reading, ReadingValue
 from metercom.session.modbus import Framing, ModbusSession, ScanResult, open_modbus
+from metercom.sim.fleet import Faults, run_fleets
 from metercom.sim.modbus import LoadModelValues, ModbusBus, PhaseValueSource, SimulatedModbusDevice
+from metercom.sim.modbus_fleet import serve_modbus_fleet
 from metercom.transport import LineSettings
 
 __all__ = [
@@ -332,7 +336,37 @@ def register_simulate(subparsers: _SubParsers) -> None:
         help="household: the load model's seed household per phase, seeded by unit (default); "
         "static: 230.0 V, 1.234 A, 283.8 W, 50.0 Hz, PF 0.99 on every phase",
     )
+    fleet = parser.add_argument_group(
+        "fleets",
+        "N units of --device with household values (seed SEED+i), units 1..N on the one port "
+        "(as behind one gateway) unless --port-per-meter (docs/simulators.md)",
+    )
+    fleet.add_argument("--meters", type=_unit, default=None, metavar="N", help="number of units (1..247)")
+    fleet.add_argument(
+        "--port-per-meter", action="store_true", help="each unit (address 1) on its own port PORT+i"
+    )
+    fleet.add_argument(
+        "--faults",
+        action="append",
+        default=[],
+        metavar="SPEC",
+        help="fleet faults: unreachable=F, drop=F[:N], corrupt=F[:N], drift=F[:PPM[:OFFSET_S]] "
+        "(F: fraction of units; wrong-keys does not apply to Modbus)",
+    )
+    fleet.add_argument("--latency-ms", type=float, default=None, metavar="X", help="extra reply latency")
+    fleet.add_argument("--seed", type=int, default=0, help="load model seed: unit i uses SEED+i (default 0)")
+    fleet.add_argument("--export-config", metavar="FILE", help="write the fleet as a head-end config (TOML)")
     parser.set_defaults(handler=_simulate_command)
+
+
+def is_fleet(args: argparse.Namespace) -> bool:
+    """True when the ``simulate`` options ask for a fleet (``--meters`` or a fleet option)."""
+    return bool(
+        getattr(args, "meters", None) is not None
+        or getattr(args, "faults", None)
+        or getattr(args, "export_config", None)
+        or getattr(args, "port_per_meter", False)
+    )
 
 
 def build_bus_from_args(args: argparse.Namespace) -> ModbusBus:
@@ -349,8 +383,10 @@ def build_bus_from_args(args: argparse.Namespace) -> ModbusBus:
 
 
 def _simulate_command(args: argparse.Namespace) -> int:
-    bus = build_bus_from_args(args)
     try:
+        if is_fleet(args):
+            return asyncio.run(simulate_fleet(args, out=sys.stdout))
+        bus = build_bus_from_args(args)
         return asyncio.run(simulate(args, bus, out=sys.stdout))
     except KeyboardInterrupt:
         print("stopped", file=sys.stderr)
@@ -402,6 +438,32 @@ async def simulate(
         else:
             await server.wait_closed()
     return 0
+
+
+async def simulate_fleet(
+    args: argparse.Namespace,
+    *,
+    out: TextIO,
+    stop: asyncio.Event | None = None,
+    ready: Callable[[list[str]], None] | None = None,
+) -> int:
+    """``simulate modbus --meters N ...``: serve a fleet until ``stop``; ``ready`` gets the lines."""
+    if args.pty:
+        raise InputError("a Modbus fleet needs --listen tcp://HOST:PORT, not --pty")
+    if args.unit:
+        raise InputError("--unit and --meters exclude each other: a fleet numbers its units 1..N")
+    latency_ms = args.latency_ms if args.latency_ms is not None else float(args.response_ms)
+    fleet = await serve_modbus_fleet(
+        args.meters or 1,
+        args.listen,
+        profile=args.device,
+        seed=args.seed,
+        latency_ms=latency_ms,
+        faults=Faults.parse(args.faults),
+        framing=args.framing or "tcp",
+        one_port=not args.port_per_meter,
+    )
+    return await run_fleets([fleet], out=out, export_path=args.export_config, stop=stop, ready=ready)
 
 
 def describe_session(session: ModbusSession) -> str:

@@ -33,9 +33,18 @@ def _kilo(value_wh: int) -> str:
 
 
 def live_readout(
-    model: LoadModel, clock: Clock, *, meter_number: str = "EM72000656621", tz: tzinfo | None = None
+    model: LoadModel,
+    clock: Clock,
+    *,
+    meter_number: str = "EM72000656621",
+    tz: tzinfo | None = None,
+    meter_clock: Clock | None = None,
 ) -> Callable[[], tuple[DataSet, ...]]:
-    """A ``readout_provider`` that reads ``model`` at ``clock.now()`` (local time in ``tz``)."""
+    """A ``readout_provider`` that reads ``model`` at ``clock.now()`` (local time in ``tz``).
+
+    ``meter_clock`` is the meter's own clock for the time and date it shows (a drifting clock,
+    :class:`~metercom.sim.fleet.DriftingClock`); the load model always follows ``clock``.
+    """
     zone = tz if tz is not None else model.config.timezone
 
     def provide() -> tuple[DataSet, ...]:
@@ -43,7 +52,7 @@ def live_readout(
         model.advance(now)
         registers = model.registers
         snapshot = model.snapshot(now)
-        local = now.astimezone(zone)
+        local = (meter_clock.now() if meter_clock is not None else now).astimezone(zone)
         lines = [
             f"0.0.0({meter_number})",
             f"0.9.1({local:%H%M%S})",

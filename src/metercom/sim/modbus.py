@@ -38,6 +38,7 @@ import asyncio
 import contextlib
 import logging
 import math
+import random
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -74,6 +75,7 @@ from metercom.model.modbus_profile import (
     load_modbus_profile,
 )
 from metercom.session.modbus import Framing, ResetEnergyPdu, line_silence_s
+from metercom.sim.fleet import LinkFaults
 from metercom.sim.load import Feeder, Household, LoadConfig, LoadModel
 from metercom.transport import PtyTransport, SimulatedLine, Transport, TransportServer, open_pty, serve
 
@@ -230,6 +232,9 @@ class SimulatedModbusDevice:
         #: second), and at once after any write; the clock and action slots are always current.
         self.refresh_period_s = refresh_period_s
         self.clock_offset_s = 0.0
+        #: Fault: the device clock runs this many parts per million fast (negative: slow).
+        self.clock_drift_ppm = 0.0
+        self._drift_since_s = current_clock().monotonic()
         self._dirty = True
         self._slots_armed = False
         self.requests = 0
@@ -316,7 +321,20 @@ class SimulatedModbusDevice:
 
     def device_time(self) -> datetime:
         """The device's clock (the running clock plus any offset set over Modbus)."""
-        return datetime.fromtimestamp(current_clock().now().timestamp() + self.clock_offset_s, UTC)
+        return datetime.fromtimestamp(current_clock().now().timestamp() + self.clock_shift_s(), UTC)
+
+    def clock_shift_s(self) -> float:
+        """How far the device clock is ahead of the running clock: offset plus drift."""
+        if not self.clock_drift_ppm:
+            return self.clock_offset_s
+        elapsed_s = current_clock().monotonic() - self._drift_since_s
+        return self.clock_offset_s + elapsed_s * self.clock_drift_ppm * 1e-6
+
+    def set_clock_drift(self, ppm: float, offset_s: float = 0.0) -> None:
+        """Fault: from now the clock is ``offset_s`` off and runs ``ppm`` fast (negative: slow)."""
+        self.clock_offset_s = offset_s
+        self.clock_drift_ppm = ppm
+        self._drift_since_s = current_clock().monotonic()
 
     def update(self, *, force: bool = False) -> None:
         """Bring action slots, the clock and (when due, see ``refresh_period_s``) values up to now."""
@@ -449,7 +467,7 @@ class SimulatedModbusDevice:
         if relays is None or relays.slots is None:
             return
         layout = relays.slots
-        device_unix = int(now.timestamp() + self.clock_offset_s)
+        device_unix = int(now.timestamp() + self.clock_shift_s())
         armed = False
         for index in range(layout.count):
             base = layout.address(index)
@@ -583,6 +601,7 @@ class SimulatedModbusDevice:
         if clock is not None and clock.point in new_raw:
             # Setting the clock moves the offset; the register itself always reads the device time.
             self.clock_offset_s = new_raw[clock.point] - current_clock().now().timestamp()
+            self._drift_since_s = current_clock().monotonic()  # the drift starts again from the set time
             self._log("clock_set", 0)
         relay_state = relays.state if relays is not None else None
         applied_elsewhere = {relay_state, clock.point if clock is not None else None}
@@ -666,6 +685,8 @@ class ModbusBus:
         self.devices: dict[int, SimulatedModbusDevice] = {}
         self.response_delay_s = response_delay_s
         self.stats = BusStats()
+        #: Fleet faults by unit: replies of that unit are corrupted or cut (see sim/fleet.py).
+        self.unit_faults: dict[int, tuple[LinkFaults, random.Random]] = {}
         self._decoder = DecodePDU(True)
         self._decoder.register(ResetEnergyPdu)
         for device in devices:
@@ -710,6 +731,34 @@ class ModbusBus:
         out = bytes((reply.function_code,)) + reply.encode()
         self._rekey(device)
         return out
+
+    def _faulty(self, unit: int, wire: bytes) -> tuple[bytes, bool]:
+        """A reply after the unit's faults: maybe one byte flipped; True: cut it and close."""
+        entry = self.unit_faults.get(unit)
+        if entry is None:
+            return wire, False
+        faults, rng = entry
+        wire = faults.outgoing(wire, rng)
+        if faults.should_drop():
+            faults.answers = 0
+            return wire[: rng.randrange(len(wire))], True
+        return wire, False
+
+    async def _send(self, transport: Transport, unit: int, wire: bytes) -> bool:
+        """Write a reply with the unit's faults applied; False when the link is (now) closed."""
+        wire, drop = self._faulty(unit, wire)
+        try:
+            if wire:
+                await transport.write(wire)
+                await transport.drain()
+        except ConnectionLost:
+            return False
+        if drop:
+            log.debug("%s: unit %d drops the link (simulated fault)", transport.url, unit)
+            await transport.close()
+            return False
+        self.stats.replies += 1
+        return True
 
     def _decode(self, pdu: bytes) -> ModbusPDU | None:
         return self._decoder.decode(pdu)
@@ -771,12 +820,8 @@ class ModbusBus:
             wait_s = last_rx + gap_s + self.response_delay_s - loop.time()
             if wait_s > 0:
                 await asyncio.sleep(wait_s)
-            try:
-                await transport.write(encode_rtu(event.unit, reply))
-                await transport.drain()
-            except ConnectionLost:
+            if not await self._send(transport, event.unit, encode_rtu(event.unit, reply)):
                 return
-            self.stats.replies += 1
 
     async def _serve_tcp(self, transport: Transport) -> None:
         framer = MbapFramer(Role.SERVER)
@@ -800,11 +845,9 @@ class ModbusBus:
                 continue
             if self.response_delay_s:
                 await asyncio.sleep(self.response_delay_s)
-            try:
-                await transport.write(framer.send(Adu(event.unit, reply, event.transaction_id)))
-            except ConnectionLost:
+            wire = framer.send(Adu(event.unit, reply, event.transaction_id))
+            if not await self._send(transport, event.unit, wire):
                 return
-            self.stats.replies += 1
 
     async def serve_url(self, url: str = "tcp://127.0.0.1:0", framing: Framing = "tcp") -> TransportServer:
         """Listen on a TCP URL (Modbus TCP, or RTU over TCP with ``framing="rtu"``)."""

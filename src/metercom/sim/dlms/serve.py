@@ -29,7 +29,8 @@ Theory of operation:
   wrapper to its ``host:port`` destination in a TCP connection of its own, from wPort 1 to
   wPort 1 (the Push setup version 0 names no client SAP).
 * :func:`serve_fleet` starts N meters on consecutive ports (or one port, HDLC-addressed by
-  physical address), :func:`fleet_config_toml` exports them as a head-end configuration.
+  physical address), :func:`~metercom.sim.fleet.fleet_config_toml` (shared with the IEC 62056-21 and Modbus
+  fleets) exports them as a head-end configuration.
 """
 
 from __future__ import annotations
@@ -68,6 +69,18 @@ from metercom.codec.wrapper import ApduReceived, SendApdu, WrapperConnection, Wr
 from metercom.errors import ConfigError, InputError, RemoteProtocolError, TransportError, TransportTimeout
 from metercom.model.profiles import DeviceProfile
 from metercom.sim.dlms.meter import SimulatedDlmsMeter, build_meter
+from metercom.sim.fleet import (
+    Faults,
+    FleetExport,
+    FleetLine,
+    FleetMeterEntry,
+    LinkFaults,
+    MeterFaults,
+    TomlValue,
+    closed_port_url,
+    fleet_config_toml,
+    parse_listen,
+)
 from metercom.transport import Transport
 from metercom.transport.server import TransportServer, serve
 
@@ -80,7 +93,10 @@ __all__ = [
     "Faults",
     "FleetMeter",
     "Quirks",
+    "association_configs",
     "fleet_config_toml",
+    "push_over_wrapper",
+    "secret_environment",
     "serve_fleet",
 ]
 
@@ -130,72 +146,6 @@ class Quirks:
             except ValueError as exc:
                 raise InputError(f"quirk {spec!r}: {exc}") from exc
         return quirks
-
-
-@dataclass(frozen=True, slots=True)
-class Faults:
-    """Which faults a fleet injects: each field is the fraction of meters affected (0..1).
-
-    ``unreachable``: the meter does not listen (own port) or stays silent (shared port).
-    ``drop``: the meter closes the link after 1..5 answers. ``corrupt``: about one answer in
-    ``corrupt_every`` has one byte flipped. ``wrong_keys``: the meter's LLS password and keys
-    differ from the exported configuration. ``drift``: the clock runs ``drift_ppm`` fast and
-    starts up to five minutes off.
-    """
-
-    unreachable: float = 0.0
-    drop: float = 0.0
-    corrupt: float = 0.0
-    wrong_keys: float = 0.0
-    drift: float = 0.0
-    drift_ppm: float = 500.0
-    corrupt_every: int = 20
-
-    @classmethod
-    def parse(cls, specs: Iterable[str]) -> Faults:
-        """``["unreachable=0.1", "drop=0.05", "corrupt", "wrong-keys=0.1", "drift=0.2:1000"]``
-        (a bare name affects every meter)."""
-        faults = cls()
-        for spec in specs:
-            for item in spec.split(","):
-                text = item.strip()
-                if not text:
-                    continue
-                name, _, value = text.partition("=")
-                key = name.strip().lower().replace("-", "_")
-                fraction_text, _, extra = value.partition(":")
-                try:
-                    fraction = float(fraction_text) if fraction_text else 1.0
-                except ValueError as exc:
-                    raise InputError(f"fault {text!r}: {exc}") from exc
-                if not 0.0 <= fraction <= 1.0:
-                    raise InputError(f"fault {text!r}: the fraction must be within 0..1")
-                if key not in ("unreachable", "drop", "corrupt", "wrong_keys", "drift"):
-                    raise InputError(
-                        f"unknown fault {name!r}; known: unreachable, drop, corrupt, wrong-keys, drift"
-                    )
-                faults = replace(faults, **{key: fraction})  # type: ignore[arg-type]
-                if key == "drift" and extra:
-                    faults = replace(faults, drift_ppm=float(extra))
-        return faults
-
-
-@dataclass(slots=True)
-class _FaultState:
-    unreachable: bool = False
-    drop_after: int | None = None
-    corrupt_every: int | None = None
-    answers: int = 0
-
-    def outgoing(self, data: bytes, rng: random.Random) -> bytes:
-        self.answers += 1
-        if self.corrupt_every and rng.randrange(self.corrupt_every) == 0 and data:
-            i = rng.randrange(len(data))
-            data = data[:i] + bytes((data[i] ^ 0x5A,)) + data[i + 1 :]
-        return data
-
-    def should_drop(self) -> bool:
-        return self.drop_after is not None and self.answers >= self.drop_after
 
 
 def association_configs(
@@ -288,7 +238,7 @@ class DlmsMeterDevice:
         self.quirks = quirks or Quirks()
         self.physical_address = physical_address
         self.latency_s = latency_s
-        self.faults = _FaultState()
+        self.faults = LinkFaults()
         self.rng = random.Random(seed)  # fault timing only, never secrets
         if self.quirks.no_clock_deviation:
             meter.no_deviation = True
@@ -539,6 +489,7 @@ class FleetMeter:
     physical_address: int = 17
     reachable: bool = True
     wrong_keys: bool = False
+    faults: MeterFaults = field(default_factory=MeterFaults)
 
 
 @dataclass(slots=True)
@@ -550,15 +501,18 @@ class DlmsFleet:
     profile: str
     servers: list[TransportServer] = field(default_factory=list)
     shared_url: str | None = None
+    line_id: str = "sim-dlms-bus"
 
     def addresses(self) -> list[str]:
-        """One line per meter: id, URL and address."""
+        """One line per meter: id, URL and address (and its faults)."""
         out = []
         for m in self.meters:
             where = self.shared_url or m.url
+            if self.hdlc:
+                where = f"hdlc+{where}"
             extra = f" physical={m.physical_address}" if self.hdlc else ""
-            flags = "" if m.reachable else " (unreachable)"
-            out.append(f"{m.id} {where}{extra}{flags}")
+            flags = f" ({m.faults.describe()})" if m.faults.any else ""
+            out.append(f"{m.id} dlms {where}{extra}{flags}")
         return out
 
     def close(self) -> None:
@@ -576,20 +530,59 @@ class DlmsFleet:
         self.close()
         await self.wait_closed()
 
+    def export(self, *, client: int = 16) -> FleetExport:
+        """The fleet for :func:`~metercom.sim.fleet.fleet_config_toml`.
+
+        Meters are read by the public client (``client`` 16) without security; 32 is the LLS
+        reader (password ``secret:sim_lls``), any other SAP the HLS-GMAC management client
+        (authenticated and encrypted, ``secret:sim_guek``/``secret:sim_gak``).
+        """
+        authentication = {16: "none"}.get(client, "low" if client == 32 else "high-gmac")
+        settings: dict[str, TomlValue] = {"authentication": authentication}
+        if authentication == "low":
+            settings["password"] = "secret:sim_lls"  # noqa: S105 - a secret reference
+        elif authentication == "high-gmac":
+            settings["security"] = "authenticated-encrypted"
+            settings["keys"] = {"encryption": "secret:sim_guek", "authentication": "secret:sim_gak"}
+        settings["device_profile"] = self.profile
+        lines: tuple[FleetLine, ...] = ()
+        if self.shared_url is not None:
+            lines = (FleetLine(self.line_id, self.shared_url, "converter", "simulated DLMS meters, HDLC"),)
+        entries = []
+        for m in self.meters:
+            address: dict[str, TomlValue] = {"client": client, "logical": _LOGICAL_DEVICE}
+            if self.hdlc:
+                address["physical"] = m.physical_address
+            # A transport URL: the head-end takes HDLC from the physical address (configuration.md).
+            url = m.url if self.shared_url is None else None
+            entries.append(
+                FleetMeterEntry(
+                    m.id,
+                    "dlms",
+                    address,
+                    url=url,
+                    line=self.line_id if self.shared_url is not None else None,
+                    settings=settings,
+                    description=f"simulated DLMS meter {m.serial}",
+                )
+            )
+        return FleetExport(
+            tuple(entries),
+            lines,
+            secrets={
+                "sim_lls": "env:METERCOM_SIM_LLS",
+                "sim_guek": "env:METERCOM_SIM_GUEK",
+                "sim_gak": "env:METERCOM_SIM_GAK",
+            },
+            comments=(
+                "Simulated meters exported by `metercom simulate` (docs/simulators.md).",
+                "DLMS secrets: METERCOM_SIM_LLS (LLS password), METERCOM_SIM_GUEK / _GAK (hex keys).",
+            ),
+            environment=secret_environment(),
+        )
+
     def config_toml(self, *, client: int = 16) -> str:
         return fleet_config_toml(self, client=client)
-
-
-def _parse_listen(listen: str) -> tuple[str, str, int]:
-    scheme, sep, rest = listen.partition("://")
-    if not sep or scheme not in ("tcp", "udp"):
-        raise ConfigError(f"listen URL must be tcp://host:port or udp://host:port, got {listen!r}")
-    host, _, port_text = rest.rpartition(":")
-    try:
-        port = int(port_text.split("?")[0].strip("/"))
-    except ValueError as exc:
-        raise ConfigError(f"listen URL {listen!r} has no port number") from exc
-    return scheme, host or "127.0.0.1", port
 
 
 async def serve_fleet(
@@ -605,26 +598,31 @@ async def serve_fleet(
     one_port: bool = False,
     clock: Clock | None = None,
     announce: Callable[[str], None] | None = None,
+    id_prefix: str = "dlms",
 ) -> DlmsFleet:
     """Start ``n`` simulated DLMS meters in this process.
 
     ``listen`` is the base URL: meter *i* listens on ``port + i`` (port 0: any free port each),
     with the wrapper, or HDLC with ``hdlc``. ``one_port`` puts every meter behind the one port,
     addressed by HDLC physical address 17 + i (it implies ``hdlc``; a frame's destination picks
-    the meter, as on an RS-485 bus behind a TCP converter).
+    the meter, as on an RS-485 bus behind a TCP converter). Meter *i* runs the load model with
+    seed ``seed + i``; ``faults`` are drawn from ``seed`` (see :class:`Faults`).
     """
     if n < 1:
         raise ConfigError(f"a fleet needs at least one meter, got {n}")
     faults = faults or Faults()
     clock = clock or current_clock()
-    scheme, host, base_port = _parse_listen(listen)
+    scheme, host, base_port = parse_listen(listen)
+    if base_port and base_port + n - 1 > 65535 and not one_port:
+        raise ConfigError(f"{n} meters from port {base_port} run past port 65535")
     rng = random.Random(seed)
     meters: list[FleetMeter] = []
     hdlc = hdlc or one_port
     for i in range(n):
         serial = f"{seed % 1000:03d}{i + 1:05d}"
-        meter = build_meter(profile, clock=clock, seed=seed * 1_000_003 + i, serial=serial)
-        wrong = rng.random() < faults.wrong_keys
+        meter = build_meter(profile, clock=clock, seed=seed + i, serial=serial)
+        chosen = faults.choose(rng)
+        wrong = chosen.wrong_keys
         device = DlmsMeterDevice(
             meter,
             physical_address=17 + i,
@@ -635,38 +633,46 @@ async def serve_fleet(
             seed=seed * 7919 + i,
             latency_s=latency_ms / 1000.0,
         )
-        state = device.faults
-        state.unreachable = rng.random() < faults.unreachable
-        if rng.random() < faults.drop:
-            state.drop_after = rng.randint(1, 5)
-        if rng.random() < faults.corrupt:
-            state.corrupt_every = max(faults.corrupt_every, 1)
-        if rng.random() < faults.drift:
-            meter.set_meter_time(meter.meter_now() + _seconds(rng.uniform(-300, 300)))
-            meter.set_drift(faults.drift_ppm)
+        device.faults = LinkFaults.of(chosen)
+        if chosen.drift:
+            meter.set_meter_time(meter.meter_now() + _seconds(chosen.clock_offset_s))
+            meter.set_drift(chosen.drift_ppm)
             meter.programming_count = 0
         meters.append(
-            FleetMeter(i, f"sim-{i + 1:04d}", serial, device, physical_address=17 + i, wrong_keys=wrong)
+            FleetMeter(
+                i,
+                f"{id_prefix}-{i + 1:04d}",
+                serial,
+                device,
+                physical_address=17 + i,
+                reachable=not chosen.unreachable,
+                wrong_keys=wrong,
+                faults=chosen,
+            )
         )
-        meters[-1].reachable = not state.unreachable
-    fleet = DlmsFleet(meters, hdlc, profile)
-    if one_port:
-        by_address = {m.physical_address: m.device for m in meters}
-        server = await serve(f"{scheme}://{host}:{base_port}", _router(by_address))
-        fleet.servers.append(server)
-        fleet.shared_url = server.url
-        for m in meters:
-            m.url = server.url
-    else:
-        for m in meters:
-            if not m.reachable:
-                m.url = f"{scheme}://{host}:{base_port + m.index if base_port else 9}"
-                continue
-            handler = m.device.serve_hdlc if hdlc else m.device.serve_wrapper
-            port = base_port + m.index if base_port else 0
-            server = await serve(f"{scheme}://{host}:{port}", handler)
+    fleet = DlmsFleet(meters, hdlc, profile, line_id=f"sim-{id_prefix}-bus")
+    try:
+        if one_port:
+            by_address = {m.physical_address: m.device for m in meters}
+            server = await serve(f"{scheme}://{host}:{base_port}", _router(by_address))
             fleet.servers.append(server)
-            m.url = server.url
+            fleet.shared_url = server.url
+            for m in meters:
+                m.url = server.url
+        else:
+            for m in meters:
+                if not m.reachable:
+                    m.url = closed_port_url(scheme, host, base_port, m.index)
+                    continue
+                handler = m.device.serve_hdlc if hdlc else m.device.serve_wrapper
+                port = base_port + m.index if base_port else 0
+                server = await serve(f"{scheme}://{host}:{port}", handler)
+                fleet.servers.append(server)
+                m.url = server.url
+    except BaseException:
+        fleet.close()
+        await fleet.wait_closed()
+        raise
     if announce is not None:
         for line in fleet.addresses():
             announce(line)
@@ -704,59 +710,6 @@ def _router(devices: dict[int, DlmsMeterDevice]) -> Callable[[Transport], Awaita
                         return
 
     return handler
-
-
-def fleet_config_toml(fleet: DlmsFleet, *, client: int = 16, line_id: str = "sim-bus") -> str:
-    """The fleet as a head-end configuration (docs/configuration.md, format_version 1).
-
-    Meters are read by the public client (``client``) unless an LLS/HLS client is chosen; the
-    simulator's test secrets are referenced as ``env:`` names, never written out.
-    """
-    authentication = {16: "none"}.get(client, "low" if client == 32 else "high-gmac")
-    lines = [
-        "# Simulated DLMS fleet exported by `metercom simulate dlms`.",
-        "# Secrets: METERCOM_SIM_LLS (LLS password), METERCOM_SIM_GUEK / METERCOM_SIM_GAK (hex keys).",
-        "format_version = 1",
-        "",
-        "[service]",
-        'name = "simulated-fleet"',
-        'timezone = "UTC"',
-        "",
-        "[secrets]",
-        'sim_lls = "env:METERCOM_SIM_LLS"',
-        'sim_guek = "env:METERCOM_SIM_GUEK"',
-        'sim_gak = "env:METERCOM_SIM_GAK"',
-        "",
-    ]
-    if fleet.shared_url is not None:
-        lines += [
-            "[[lines]]",
-            f'id = "{line_id}"',
-            f'url = "{fleet.shared_url}"',
-            'type = "converter"',
-            "",
-        ]
-    for m in fleet.meters:
-        lines += ["[[meters]]", f'id = "{m.id}"', 'protocol = "dlms"']
-        if fleet.shared_url is not None:
-            lines.append(f'line = "{line_id}"')
-        else:
-            lines.append(f'url = "{m.url}"')
-        address = f"client = {client}, logical = {_LOGICAL_DEVICE}"
-        if fleet.hdlc:
-            address += f", physical = {m.physical_address}"
-        lines.append(f"address = {{ {address} }}")
-        lines.append(f'authentication = "{authentication}"')
-        if authentication == "low":
-            lines.append('password = "secret:sim_lls"')
-        elif authentication == "high-gmac":
-            lines.append('security = "authenticated-encrypted"')
-            lines.append('keys = { encryption = "secret:sim_guek", authentication = "secret:sim_gak" }')
-        lines.append(f'device_profile = "{fleet.profile}"')
-        lines.append('groups = ["simulated"]')
-        lines.append("")
-    lines += ["[[groups]]", 'id = "simulated"', ""]
-    return "\n".join(lines)
 
 
 def secret_environment() -> dict[str, str]:
