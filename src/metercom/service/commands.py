@@ -20,7 +20,8 @@ Kinds and their arguments:
 * ``read``: ``{"objects": ["1.8.0", ...]}`` (empty: everything the meter gives). Readings are
   stored like collected ones; the result lists them.
 * ``recover``: ``{"profile": "1-0:99.1.0*255", "start": iso, "end": iso}`` re-reads a period of a
-  profile with selective access and stores the rows.
+  profile with selective access, in pieces of at most a day (:func:`.gaps.read_range`, the
+  reader gap recovery uses), and stores the rows.
 * ``time_sync``: ``{"threshold_s": 10}``. Reads the meter's clock; only when
   ``|meter - head-end| > threshold_s`` sets it to the head-end's time, then reads it back and
   fails unless the skew is now within the threshold.
@@ -45,6 +46,7 @@ from metercom.clock import Clock, current_clock
 from metercom.errors import InputError, MetercomError
 from metercom.model.obis import Obis
 from metercom.service.collector import Collector
+from metercom.service.gaps import read_range
 from metercom.service.meters import MeterSession
 from metercom.service.scheduler import ConversationScheduler, Priority
 from metercom.service.store import CommandRecord, CommandState, CommandStateError, Marker, Store
@@ -236,7 +238,7 @@ class CommandExecutor:
             start, end = _parse_time(args["start"], "start"), _parse_time(args["end"], "end")
 
             async def recover(session: MeterSession) -> dict[str, Any]:
-                rows = await session.read_profile(profile, start, end)
+                rows = await read_range(session, profile, start, end)
                 return {"rows": len(rows), "_rows": rows}
 
             return recover

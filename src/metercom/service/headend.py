@@ -34,6 +34,7 @@ from metercom.service.collector import AvailabilityListener, Collector, CollectO
 from metercom.service.commands import DEFAULT_TIME_SYNC_THRESHOLD_S, CommandExecutor, CommandKind
 from metercom.service.config_model import FleetConfig
 from metercom.service.config_store import ConfigChange, ConfigStore
+from metercom.service.gaps import GapRecovery
 from metercom.service.meters import LinkPool, SessionFactory
 from metercom.service.scheduler import ConversationScheduler, Priority, ScheduleRunner
 from metercom.service.status import LineStatus, MeterStatus, StatusBoard
@@ -82,6 +83,9 @@ class HeadEnd:
         self.collector = Collector(
             store, self.scheduler, self.status_board, clock=clock, retry=retry, listener=listener
         )
+        #: Load-profile gap recovery, run after every profile save (see :mod:`.gaps`).
+        self.gaps = GapRecovery(store, self.scheduler, clock=clock)
+        self.collector.on_profile_saved = self.gaps.on_profile_saved
         self.commands = CommandExecutor(
             store, self.scheduler, self.collector, clock=clock, time_sync_threshold_s=time_sync_threshold_s
         )
@@ -136,6 +140,7 @@ class HeadEnd:
             self._refresher.cancel()
         self.collector.close_intake()
         await self.schedules.stop()
+        await self.gaps.stop()
         await self.scheduler.stop(timeout_s=self.stop_timeout_s)
         await self.collector.stop()
         log.info("head-end stopped")
@@ -158,6 +163,7 @@ class HeadEnd:
         self._version = version
         self.scheduler.configure(config)
         self.collector.configure(config)
+        self.gaps.configure(config)
         self.schedules.configure(config)
 
     async def _refresh_loop(self, interval_s: float) -> None:
@@ -233,6 +239,7 @@ class HeadEnd:
         while True:
             await self.collector.wait_idle()
             await self.commands.wait_idle()
-            if self.scheduler.idle and self.collector.active_cycles == 0:
+            await self.gaps.wait_idle()
+            if self.scheduler.idle and self.collector.active_cycles == 0 and self.gaps.active == 0:
                 return
             await asyncio.sleep(0)

@@ -23,8 +23,10 @@ Theory of operation:
   logged or kept here.
 
 Adapters: IEC 62056-21 (:class:`Iec21MeterSession`: readout; clock read from ``0.9.1``/``0.9.2``
-of the readout and set in programming mode with ``W1``). Modbus and DLMS adapters are added when
-their sessions' public API is final.
+of the readout and set in programming mode with ``W1``); DLMS/COSEM and Modbus in
+:mod:`metercom.service.adapters` (:class:`~metercom.service.adapters.DlmsMeterSession`,
+:class:`~metercom.service.adapters.ModbusMeterSession`), built by its
+:class:`~metercom.service.adapters.MeterSessionFactory`.
 """
 
 from __future__ import annotations
@@ -450,8 +452,12 @@ class Iec21MeterSession:
 
 
 async def open_meter_session(ctx: MeterContext) -> MeterSession:
-    """The adapter for the meter's protocol (the default :data:`SessionFactory`)."""
-    protocol = ctx.meter.protocol
-    if protocol is MeterProtocol.IEC21:
+    """The adapter for the meter's protocol (the default :data:`SessionFactory`): IEC 62056-21
+    here, DLMS and Modbus from :mod:`metercom.service.adapters` through its process-wide
+    :class:`~metercom.service.adapters.MeterSessionFactory` (shared Modbus bus schedulers, DLMS
+    counters under the default state directory)."""
+    if ctx.meter.protocol is MeterProtocol.IEC21:
         return Iec21MeterSession(ctx)
-    raise NotSupportedError(f"meter {ctx.meter.id}: no head-end adapter for protocol {protocol.value} yet")
+    from metercom.service.adapters import default_factory  # the adapters import this module
+
+    return await default_factory()(ctx)
