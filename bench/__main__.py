@@ -18,6 +18,7 @@ MODULES = [
     "bench.security",
     "bench.load_model",
     "bench.modbus_bus",
+    "bench.headend",
 ]
 
 

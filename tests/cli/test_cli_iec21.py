@@ -218,7 +218,7 @@ async def test_simulate_on_a_pty_prints_the_path() -> None:
 
 def test_demo_on_a_virtual_clock(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
     monkeypatch.setattr(cli_iec21, "_demo_clock", VirtualClock)
-    assert main(["demo"]) == 0
+    assert main(["demo", "--iec21"]) == 0
     out = capsys.readouterr().out
     assert "/LTT597705377  mode C  9600 Bd  431 bytes in 1.9 s" in out
     assert "line 300 -> 9600 -> 300 Bd" in out

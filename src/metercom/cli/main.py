@@ -22,7 +22,7 @@ Handler = Callable[[argparse.Namespace], int]
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from metercom.cli import dlms, dlms_simulate, iec21, modbus
+    from metercom.cli import demo, dlms, dlms_simulate, headend, iec21, modbus
 
     parser = argparse.ArgumentParser(
         prog="metercom",
@@ -53,8 +53,9 @@ def build_parser() -> argparse.ArgumentParser:
     scan = commands.add_parser("scan", help="find devices on a bus", description="Find devices on a bus.")
     modbus.register_scan(scan.add_subparsers(dest="protocol", metavar="PROTOCOL", required=True))
 
-    demo = commands.add_parser("demo", help="simulate a meter and read it (no hardware needed)")
-    demo.set_defaults(handler=iec21.run_demo)
+    headend.register_serve(commands)
+    headend.register_status(commands)
+    demo.register_demo(commands)
     return parser
 
 
