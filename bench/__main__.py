@@ -16,6 +16,8 @@ MODULES = [
     "bench.axdr_profile",
     "bench.acse",
     "bench.security",
+    "bench.dlms_profile_read",
+    "bench.dlms_fleet",
     "bench.load_model",
     "bench.modbus_bus",
     "bench.headend",

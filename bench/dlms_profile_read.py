@@ -9,8 +9,9 @@ complete half-duplex exchange (field-notes.md: about 5.5 s with 9 turnarounds at
 The target ratio is at most 1.10.
 
 The meter is gurux-dlms 1.0.203's server, in-process and shimmed by
-``tests/interop/gurux_harness.py`` (our own simulated DLMS meter is being written in parallel;
-switch to it when it lands). CPU time per read is measured on the same virtual clock.
+``tests/interop/gurux_harness.py``: an independent server, so the figure is our client's alone
+(the interop tests read our own simulated meter the same way). CPU time per read is measured on
+the same virtual clock.
 
 Run: ``python bench/dlms_profile_read.py`` (``--rounds N`` reads).
 """
