@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from metercom.clock import VirtualClock
-from metercom.errors import ConfigError, DeviceRejectedError
+from metercom.errors import ConfigError
 from metercom.model.obis import Obis
 from metercom.service.adapters import (
     DlmsMeterSession,
@@ -169,11 +169,11 @@ async def test_dlms_wrapper_on_tcp_reads_plan_profile_clock_and_relay(
                 # recovery reads exactly a range
                 part = await session.read_profile(LP, times[3], times[6])
                 assert [r.capture_time for r in part] == times[3:7]
-                # clock: the generic simulated meter grants no association write access to the
-                # Clock's time, so a set is refused as the meter's answer, not a failure of ours
+                # clock: set five minutes ahead and read back
                 assert abs((meter_time - now).total_seconds()) < 5
-                with pytest.raises(DeviceRejectedError):
-                    await session.set_clock(meter_time + timedelta(minutes=5))
+                await session.set_clock(meter_time + timedelta(minutes=5))
+                ahead = await session.read_clock()
+                assert abs((ahead - meter_time - timedelta(minutes=5)).total_seconds()) < 5
                 # relay
                 assert await session.read_relay()
                 await session.disconnect()

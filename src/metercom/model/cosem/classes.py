@@ -294,15 +294,16 @@ def _a(
     type_: TypeSpec,
     *,
     static: bool = True,
-    access: AccessMode = RW,
+    access: AccessMode | None = None,
     scaled_by: int | None = None,
     selectors: tuple[int, ...] = (),
     default: object = None,
     description: str = "",
 ) -> AttributeSpec:
-    # Default access: static (configuration) attributes read-and-write, dynamic ones read-only.
-    if not static and access == RW:
-        access = R
+    # Default access: static (configuration) attributes read-and-write, dynamic ones read-only;
+    # an explicit access (Clock time is dynamic and writable) is kept as given.
+    if access is None:
+        access = RW if static else R
     return AttributeSpec(index, name, type_, static, access, scaled_by, selectors, default, description)
 
 
