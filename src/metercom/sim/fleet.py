@@ -33,10 +33,11 @@ import random
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Protocol, TextIO
+from typing import Protocol, Self, TextIO
 
 from metercom.clock import Clock
 from metercom.errors import ConfigError, ConnectionLost, InputError
+from metercom.transport import TransportServer
 from metercom.transport.base import LineSettings, Transport
 
 __all__ = [
@@ -48,6 +49,7 @@ __all__ = [
     "FleetMeterEntry",
     "LinkFaults",
     "MeterFaults",
+    "ServedFleet",
     "SimulatedFleet",
     "closed_port_url",
     "export_environment",
@@ -63,6 +65,28 @@ _FAULT_HELP = "unreachable=F, drop=F[:N], corrupt=F[:N], wrong-keys=F, drift=F[:
 # --------------------------------------------------------------------------------------------
 # Faults
 # --------------------------------------------------------------------------------------------
+
+
+class ServedFleet:
+    """The listener lifecycle every fleet shares: ``close``, ``wait_closed``, ``async with``."""
+
+    __slots__ = ()
+    servers: list[TransportServer]
+
+    def close(self) -> None:
+        for server in self.servers:
+            server.close()
+
+    async def wait_closed(self) -> None:
+        for server in self.servers:
+            await server.wait_closed()
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        self.close()
+        await self.wait_closed()
 
 
 @dataclass(frozen=True, slots=True)

@@ -33,6 +33,7 @@ from metercom.sim.fleet import (
     FleetMeterEntry,
     LinkFaults,
     MeterFaults,
+    ServedFleet,
     TomlValue,
     closed_port_url,
     parse_listen,
@@ -65,7 +66,7 @@ class Iec21FleetMeter:
 
 
 @dataclass(slots=True)
-class Iec21Fleet:
+class Iec21Fleet(ServedFleet):
     """Running simulated IEC 62056-21 meters; close with :meth:`close` and :meth:`wait_closed`."""
 
     meters: list[Iec21FleetMeter]
@@ -79,21 +80,6 @@ class Iec21Fleet:
             flags = f" ({m.faults.describe()})" if m.faults.any else ""
             out.append(f"{m.id} iec21 {m.url} address={m.serial}{flags}")
         return out
-
-    def close(self) -> None:
-        for server in self.servers:
-            server.close()
-
-    async def wait_closed(self) -> None:
-        for server in self.servers:
-            await server.wait_closed()
-
-    async def __aenter__(self) -> Iec21Fleet:
-        return self
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        self.close()
-        await self.wait_closed()
 
     def export(self, *, client: int = 16) -> FleetExport:
         """The fleet for :func:`~metercom.sim.fleet.fleet_config_toml` (``client``: DLMS only)."""

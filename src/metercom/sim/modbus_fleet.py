@@ -39,6 +39,7 @@ from metercom.sim.fleet import (
     FleetMeterEntry,
     LinkFaults,
     MeterFaults,
+    ServedFleet,
     closed_port_url,
     parse_listen,
 )
@@ -65,7 +66,7 @@ class ModbusFleetMeter:
 
 
 @dataclass(slots=True)
-class ModbusFleet:
+class ModbusFleet(ServedFleet):
     """Running simulated Modbus units; close with :meth:`close` and :meth:`wait_closed`."""
 
     meters: list[ModbusFleetMeter]
@@ -83,21 +84,6 @@ class ModbusFleet:
             flags = f" ({m.faults.describe()})" if m.faults.any else ""
             out.append(f"{m.id} modbus-{self.framing} {m.url} unit={m.unit} {self.profile}{flags}")
         return out
-
-    def close(self) -> None:
-        for server in self.servers:
-            server.close()
-
-    async def wait_closed(self) -> None:
-        for server in self.servers:
-            await server.wait_closed()
-
-    async def __aenter__(self) -> ModbusFleet:
-        return self
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        self.close()
-        await self.wait_closed()
 
     def export(self, *, client: int = 16) -> FleetExport:
         """The fleet for :func:`~metercom.sim.fleet.fleet_config_toml` (``client``: DLMS only)."""

@@ -76,6 +76,7 @@ from metercom.sim.fleet import (
     FleetMeterEntry,
     LinkFaults,
     MeterFaults,
+    ServedFleet,
     TomlValue,
     closed_port_url,
     fleet_config_toml,
@@ -493,7 +494,7 @@ class FleetMeter:
 
 
 @dataclass(slots=True)
-class DlmsFleet:
+class DlmsFleet(ServedFleet):
     """Running simulated meters; close with :meth:`close` and :meth:`wait_closed`."""
 
     meters: list[FleetMeter]
@@ -514,21 +515,6 @@ class DlmsFleet:
             flags = f" ({m.faults.describe()})" if m.faults.any else ""
             out.append(f"{m.id} dlms {where}{extra}{flags}")
         return out
-
-    def close(self) -> None:
-        for server in self.servers:
-            server.close()
-
-    async def wait_closed(self) -> None:
-        for server in self.servers:
-            await server.wait_closed()
-
-    async def __aenter__(self) -> DlmsFleet:
-        return self
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        self.close()
-        await self.wait_closed()
 
     def export(self, *, client: int = 16) -> FleetExport:
         """The fleet for :func:`~metercom.sim.fleet.fleet_config_toml`.
