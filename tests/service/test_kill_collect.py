@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import random
 import sqlite3
-import subprocess
 import sys
 from collections import Counter
 from collections.abc import Iterator
@@ -29,6 +28,9 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))
+from worker_process import WorkerProcess
 
 from metercom.clock import VirtualClock
 from metercom.service.store import Store
@@ -39,41 +41,12 @@ KILLS = 100
 METERS = ("m-1", "m-2", "m-3")
 
 
-class Worker:
+class Worker(WorkerProcess):
     def __init__(self) -> None:
-        self.proc = subprocess.Popen(  # noqa: S603 - our own worker script
-            [sys.executable, str(WORKER)],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            text=True,
-            bufsize=1,
-        )
-        assert self.read() == "ready"
-
-    def read(self) -> str:
-        assert self.proc.stdout is not None
-        line = self.proc.stdout.readline()
-        assert line, "the worker process died"
-        return line.strip()
+        super().__init__(WORKER)
 
     def run(self, path: Path, run: int, *, kill_at: int = 0) -> tuple[list[str], int]:
-        assert self.proc.stdin is not None
-        self.proc.stdin.write(f"run {path} {run} {kill_at}\n")
-        self.proc.stdin.flush()
-        lines: list[str] = []
-        while not (line := self.read()).startswith("exit "):
-            lines.append(line)
-        return lines, int(line.split()[1])
-
-    def close(self) -> None:
-        assert self.proc.stdin is not None
-        assert self.proc.stdout is not None
-        if self.proc.poll() is None:
-            self.proc.stdin.write("quit\n")
-            self.proc.stdin.flush()
-            self.proc.wait(timeout=30)
-        self.proc.stdin.close()
-        self.proc.stdout.close()
+        return self.command(path, run, kill_at)
 
 
 @pytest.fixture
