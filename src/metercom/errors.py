@@ -39,6 +39,7 @@ __all__ = [
     "StoreError",
     "TransportError",
     "TransportTimeout",
+    "UploadError",
     "hexdump",
 ]
 
@@ -149,6 +150,10 @@ class ServiceError(MetercomError):
 
 class StoreError(ServiceError):
     """The local store could not read or write."""
+
+
+class UploadError(ServiceError):
+    """Readings could not be forwarded upstream, or the central system did not confirm them."""
 
 
 class PrepaidError(ServiceError):

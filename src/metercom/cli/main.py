@@ -22,7 +22,7 @@ Handler = Callable[[argparse.Namespace], int]
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from metercom.cli import demo, dlms, dlms_simulate, headend, iec21, modbus
+    from metercom.cli import central, demo, dlms, dlms_simulate, headend, iec21, modbus
 
     parser = argparse.ArgumentParser(
         prog="metercom",
@@ -56,6 +56,7 @@ def build_parser() -> argparse.ArgumentParser:
     headend.register_serve(commands)
     headend.register_status(commands)
     demo.register_demo(commands)
+    central.register(commands)
     return parser
 
 

@@ -67,6 +67,7 @@ from metercom.service.store import Marker, Store, WriteResult
 __all__ = [
     "AvailabilityListener",
     "CollectOutcome",
+    "CollectedHook",
     "Collector",
     "ProfileSavedHook",
     "RetryPolicy",
@@ -89,6 +90,18 @@ class ProfileSavedHook(Protocol):
     """Called after profile rows of a meter were saved (gap recovery checks the profile)."""
 
     async def __call__(self, meter_id: str, profile: str) -> None: ...
+
+
+class CollectedHook(Protocol):
+    """Called after a successful read of a plan was saved (rules, prepaid and meter-event alarms).
+
+    ``since`` holds the start the read used for each profile and event log (its marker before
+    this read, or the plan's history): entries newer than it are new.
+    """
+
+    async def __call__(
+        self, meter: MeterConfig, data: CollectedData, since: Mapping[str, datetime]
+    ) -> None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,6 +158,7 @@ class Collector:
         self.retry = retry or RetryPolicy()
         self.listener = listener
         self.on_profile_saved: ProfileSavedHook | None = None
+        self.on_collected: CollectedHook | None = None
         self._clock = clock
         self._config: FleetConfig | None = None
         # Pairs whose cycle has not finished its conversation; a pair leaves this set before its
@@ -393,6 +407,11 @@ class Collector:
                 await self._failed(meter, exc)
                 return CollectOutcome(meter_id, plan_id, False, attempts, exc)
             await self._succeeded(meter, data)
+            if self.on_collected is not None:
+                try:
+                    await self.on_collected(meter, data, since)
+                except Exception:
+                    log.exception("meter %s: the collected-data hook failed for %s", meter_id, plan_id)
             return CollectOutcome(meter_id, plan_id, True, attempts, None, saved)
 
     async def _read(

@@ -25,12 +25,17 @@ Kinds and their arguments:
 * ``time_sync``: ``{"threshold_s": 10}``. Reads the meter's clock; only when
   ``|meter - head-end| > threshold_s`` sets it to the head-end's time, then reads it back and
   fails unless the skew is now within the threshold.
-* ``disconnect`` / ``reconnect``: operate the supply relay, then read its state back and fail
-  unless it is open (disconnect) or closed (reconnect).
+* ``disconnect`` / ``reconnect``: ``{"reason": "..."}`` (optional, audited). Operate the supply
+  relay, then read its state back and fail unless it is open (disconnect) or closed (reconnect).
+* ``top_up``: ``{"account_id": "acc-42", "amount_minor": 1000, "key": "UPI-8731"}``. Credits a
+  prepaid account through :attr:`CommandExecutor.top_up_handler` (the head-end's automation; no
+  conversation with the meter); ``key`` (default: the idempotency key) is the payment's key in
+  the ledger, so the credit is applied once even if the command is run again after a restart.
 
 After a restart, :meth:`CommandExecutor.resume` marks commands that were ``running`` when the
 process died as failed (their outcome is unknown; they are never run twice) and runs those
-still ``requested``.
+still ``requested``. A ``top_up`` that was running is finished instead: crediting is idempotent
+by its key, so running its handler again applies the credit at most once.
 """
 
 from __future__ import annotations
@@ -65,6 +70,7 @@ class CommandKind(enum.StrEnum):
     TIME_SYNC = "time_sync"
     DISCONNECT = "disconnect"
     RECONNECT = "reconnect"
+    TOP_UP = "top_up"
 
 
 class CommandFailed(MetercomError):
@@ -89,8 +95,9 @@ def _check_args(kind: CommandKind, args: Mapping[str, Any]) -> None:
         CommandKind.READ: {"objects"},
         CommandKind.RECOVER: {"profile", "start", "end"},
         CommandKind.TIME_SYNC: {"threshold_s"},
-        CommandKind.DISCONNECT: set(),
-        CommandKind.RECONNECT: set(),
+        CommandKind.DISCONNECT: {"reason"},
+        CommandKind.RECONNECT: {"reason"},
+        CommandKind.TOP_UP: {"account_id", "amount_minor", "key"},
     }[kind]
     unknown = set(args) - allowed
     if unknown:
@@ -109,6 +116,15 @@ def _check_args(kind: CommandKind, args: Mapping[str, Any]) -> None:
         Obis.parse(args["profile"])
         if _parse_time(args.get("start"), "start") > _parse_time(args.get("end"), "end"):
             raise InputError("command recover: 'start' is after 'end'")
+    elif kind is CommandKind.TOP_UP:
+        amount = args.get("amount_minor")
+        if not isinstance(args.get("account_id"), str) or not args["account_id"]:
+            raise InputError("command top_up: 'account_id' is required")
+        if not isinstance(amount, int) or isinstance(amount, bool) or amount <= 0:
+            raise InputError(f"command top_up: 'amount_minor' must be a positive integer, got {amount!r}")
+    elif kind in (CommandKind.DISCONNECT, CommandKind.RECONNECT) and "reason" in args:
+        if not isinstance(args["reason"], str) or len(args["reason"]) > 500:
+            raise InputError(f"command {kind.value}: 'reason' is text of at most 500 characters")
     elif kind is CommandKind.TIME_SYNC and "threshold_s" in args:
         threshold = args["threshold_s"]
         if not isinstance(threshold, (int, float)) or isinstance(threshold, bool) or threshold < 0:
@@ -133,6 +149,8 @@ class CommandExecutor:
         self.time_sync_threshold_s = time_sync_threshold_s
         self._clock = clock
         self._running: dict[str, asyncio.Task[CommandRecord]] = {}
+        #: Runs a ``top_up`` command (set by the head-end's automation); returns its result.
+        self.top_up_handler: Callable[[CommandRecord], Awaitable[dict[str, Any]]] | None = None
 
     @property
     def clock(self) -> Clock:
@@ -192,6 +210,8 @@ class CommandExecutor:
         kind = CommandKind(record.kind)
         error: BaseException | None = None
         result: dict[str, Any] | None = None
+        if kind is CommandKind.TOP_UP:
+            return await self._top_up(record)
         try:
             if self.collector.quarantined(meter_id):
                 status = self.collector.status.get(meter_id)
@@ -219,6 +239,18 @@ class CommandExecutor:
             )
         public = {k: v for k, v in (result or {}).items() if not k.startswith("_")}
         return await self.store.finish_command(record.id, succeeded=True, result=public, actor=actor)
+
+    async def _top_up(self, record: CommandRecord) -> CommandRecord:
+        actor = record.requested_by
+        try:
+            if self.top_up_handler is None:
+                raise CommandFailed("top_up: this head-end has no prepaid accounts configured")
+            result = await self.top_up_handler(record)
+        except MetercomError as exc:
+            return await self.store.finish_command(
+                record.id, succeeded=False, error=f"{type(exc).__name__}: {exc}", actor=actor
+            )
+        return await self.store.finish_command(record.id, succeeded=True, result=result, actor=actor)
 
     # -- the conversations -----------------------------------------------------------------------
 
@@ -302,6 +334,9 @@ class CommandExecutor:
     async def resume(self) -> None:
         """After a restart: fail commands that were running (outcome unknown), run requested ones."""
         for record in await self.store.commands(state=CommandState.RUNNING, limit=10_000):
+            if record.kind == CommandKind.TOP_UP.value and self.top_up_handler is not None:
+                await self._top_up(record)  # idempotent by the ledger key: finish it
+                continue
             await self.store.finish_command(
                 record.id,
                 succeeded=False,

@@ -14,7 +14,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
-from datetime import timedelta
+from datetime import date, time, timedelta
 from types import MappingProxyType
 from typing import Final, TypeVar
 
@@ -35,11 +35,18 @@ __all__ = [
     "MeterAddress",
     "MeterConfig",
     "ModbusAddress",
+    "NotifyChannelConfig",
+    "NotifyConfig",
+    "NotifyRouteConfig",
     "ObjectRead",
+    "PrepaidAccountConfig",
+    "PrepaidConfig",
+    "PrepaidWindowConfig",
     "Protocol",
     "QuirkValue",
     "ReadPlan",
     "RetentionPolicy",
+    "RuleConfig",
     "ScheduleConfig",
     "SectionDiff",
     "ServiceSettings",
@@ -221,6 +228,125 @@ class ScheduleConfig:
     description: str = ""
 
 
+@dataclass(frozen=True, slots=True)
+class RuleConfig:
+    """A ``[[rules]]`` entry: an expression over a meter's quantities and the relay action it takes.
+
+    ``meters`` holds every meter the rule runs on (listed ones and members of ``groups``), in
+    file order; ``expression`` is the text as written (validated by parsing it). ``action`` is
+    ``connect``, ``disconnect``, ``high`` or ``low``; ``slot`` the action slot (1-based) or
+    ``None`` for the next free one in file order.
+    """
+
+    name: str
+    meters: tuple[str, ...]
+    expression: str
+    window: timedelta = timedelta(0)
+    recovery: timedelta = timedelta(0)
+    action: str = "disconnect"
+    targets: tuple[str, ...] = ("relay1",)
+    dry_run: bool = False
+    enabled: bool = True
+    slot: int | None = None
+    groups: tuple[str, ...] = ()
+    description: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class PrepaidWindowConfig:
+    """A protected (or time-of-use) daily window of local wall time; ``weekdays`` Monday = 0."""
+
+    start: time
+    end: time
+    weekdays: frozenset[int] = frozenset(range(7))
+    name: str = ""
+    #: Time-of-use windows only: the price in minor units per kWh.
+    price_minor_per_kwh: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class PrepaidAccountConfig:
+    """A prepaid account: the meter it belongs to and the register it is charged from."""
+
+    account: str
+    meter: str
+    #: OBIS code of the cumulative active-import register (Wh or kWh).
+    register: str = "1-0:1.8.0*255"
+
+
+@dataclass(frozen=True, slots=True)
+class PrepaidConfig:
+    """The ``[prepaid]`` table: tariff, reminder levels, protected windows, accounts.
+
+    Exactly one of ``table`` (top-up amount in major units as text -> units) and
+    ``price_minor_per_kwh`` is set. Decimal values are kept as text (exact).
+    """
+
+    currency: str
+    timezone: str = "UTC"
+    minor_digits: int = 2
+    table: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+    between_rows: str = "exact"
+    unit_wh: int = 1000
+    price_minor_per_kwh: str | None = None
+    tou: tuple[PrepaidWindowConfig, ...] = ()
+    levels: tuple[str, ...] = ("300", "200", "100")
+    disconnect_at: str = "0"
+    max_reading_age: timedelta | None = timedelta(hours=1)
+    protected: tuple[PrepaidWindowConfig, ...] = ()
+    protected_weekdays: frozenset[int] = frozenset()
+    holidays: Mapping[date, str] = field(default_factory=lambda: MappingProxyType({}))
+    accounts: tuple[PrepaidAccountConfig, ...] = ()
+
+    def account_of_meter(self, meter_id: str) -> PrepaidAccountConfig | None:
+        return next((a for a in self.accounts if a.meter == meter_id), None)
+
+
+@dataclass(frozen=True, slots=True)
+class NotifyChannelConfig:
+    """A ``[[notify.channels]]`` entry: ``kind`` ``smtp`` (e-mail) or ``webhook``.
+
+    SMTP uses ``host``, ``port`` (``None``: the TLS mode's default), ``tls``, ``sender``,
+    ``recipients``, ``username`` and ``password``; a webhook ``url`` and ``secret``.
+    """
+
+    id: str
+    kind: str
+    host: str = ""
+    port: int | None = None
+    tls: str = "starttls"
+    sender: str = ""
+    recipients: tuple[str, ...] = ()
+    username: str | None = None
+    password: SecretRef | None = None
+    verify: bool = True
+    ca_file: str | None = None
+    allow_plain_auth: bool = False
+    url: str = ""
+    secret: SecretRef | None = None
+    timeout_s: float = 30.0
+
+
+@dataclass(frozen=True, slots=True)
+class NotifyRouteConfig:
+    """A ``[[notify.routes]]`` entry; ``None`` filters match anything."""
+
+    channels: tuple[str, ...]
+    kinds: tuple[str, ...] | None = None
+    min_severity: str = "info"
+    meters: tuple[str, ...] | None = None
+    events: tuple[str, ...] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class NotifyConfig:
+    """The ``[notify]`` table: channels, routes and the quiet period."""
+
+    channels: tuple[NotifyChannelConfig, ...] = ()
+    routes: tuple[NotifyRouteConfig, ...] = ()
+    quiet_period: timedelta = timedelta(minutes=30)
+
+
 K = TypeVar("K")
 V = TypeVar("V")
 
@@ -244,6 +370,9 @@ class FleetConfig:
     groups: tuple[GroupConfig, ...]
     plans: tuple[ReadPlan, ...]
     schedules: tuple[ScheduleConfig, ...]
+    rules: tuple[RuleConfig, ...] = ()
+    prepaid: PrepaidConfig | None = None
+    notify: NotifyConfig | None = None
     _by_id: Mapping[str, Mapping[str, object]] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -283,6 +412,12 @@ class FleetConfig:
             wanted.update(self.group(group_id).meters)
         return tuple(m for m in self.meters if m.id in wanted and m.enabled)
 
+    def rules_of(self, meter_id: str) -> tuple[RuleConfig, ...]:
+        """The rules that run on a meter, in slot order (explicit slots first, then file order)."""
+        mine = [r for r in self.rules if meter_id in r.meters]
+        order = {id(r): i for i, r in enumerate(mine)}
+        return tuple(sorted(mine, key=lambda r: (r.slot if r.slot is not None else 1000, order[id(r)])))
+
     def resolve_secret(self, ref: SecretRef, *, env: Mapping[str, str] | None = None) -> Secret:
         """Read a secret a meter refers to (``secret:`` names go through ``[secrets]``)."""
         return ref.resolve(env=env, secrets=self.secrets)
@@ -305,6 +440,8 @@ class SectionDiff:
 
 _SECTIONS: Final = ("lines", "meters", "groups", "plans", "schedules")
 _SUMMARY_IDS: Final = 5
+#: Top-level settings compared as a whole.
+_AUTOMATION: Final = ("rules", "prepaid", "notify")
 
 
 @dataclass(frozen=True, slots=True)
@@ -363,6 +500,8 @@ def diff_configs(old: FleetConfig | None, new: FleetConfig) -> ConfigDiff:
             settings.append("service")
         if dict(old.secrets) != dict(new.secrets):
             settings.append("secrets")
+        settings.extend(n for n in _AUTOMATION if getattr(old, n) != getattr(new, n))
     else:
         settings.extend(["service"] if new.service != ServiceSettings() else [])
+        settings.extend(n for n in _AUTOMATION if getattr(new, n))
     return ConfigDiff(_proxy(sections), tuple(settings))

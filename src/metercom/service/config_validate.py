@@ -12,8 +12,10 @@ group's meters, a schedule's groups and plan, ``secret:`` names); transport URLs
 against URLs and the one-conversation rule of serial links; two lines on the same link; meter
 addresses by protocol, and two meters with the same address on one line; DLMS authentication
 and security against the password and keys they need; OBIS codes; cron expressions and
-durations; time zones; device profile names against ``known_profiles``; and, with
-``check_secrets=True``, that every secret can be read and every key is hex of a valid length.
+durations; time zones; device profile names against ``known_profiles``; rules, prepaid and
+notifications (:mod:`.config_automation`: expressions with their column, meters, groups,
+channels); and, with ``check_secrets=True``, that every secret can be read and every key is
+hex of a valid length.
 Messages never contain a secret: values given where a reference is expected are not echoed.
 """
 
@@ -33,6 +35,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from metercom.errors import ConfigError, InputError
 from metercom.model.obis import Obis
+from metercom.service.config_automation import check_notify, check_prepaid, check_rules
 from metercom.service.config_model import (
     FORMAT_VERSION,
     DlmsAddress,
@@ -93,6 +96,9 @@ _TOP_KEYS: Final = (
     "groups",
     "plans",
     "schedules",
+    "rules",
+    "prepaid",
+    "notify",
 )
 _LINE_KEYS: Final = (
     "id",
@@ -518,6 +524,9 @@ class _Checker:
         groups = self.groups(doc, meters)
         schedules = self.schedules(doc, service.timezone, {g.id for g in groups}, {p.id for p in plans})
         self.shared_links([*lines, *implicit])
+        rules = check_rules(self, doc, meters, groups)
+        prepaid = check_prepaid(self, doc, meters)
+        notify = check_notify(self, doc, meters)
         if self.problems:
             return None
         return FleetConfig(
@@ -530,6 +539,9 @@ class _Checker:
             groups=tuple(groups),
             plans=tuple(plans),
             schedules=tuple(schedules),
+            rules=tuple(rules),
+            prepaid=prepaid,
+            notify=notify,
         )
 
     def service(self, doc: Mapping[str, Any]) -> ServiceSettings:

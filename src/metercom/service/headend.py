@@ -10,12 +10,21 @@ get ``stop_timeout_s`` to end and are then cancelled, and the links are closed.
 Everything runs on the injected clock (``clock``; by default the running loop's), so the whole
 service runs on virtual time in tests.
 
+Automation (:mod:`.automation`): every successful read feeds the rules engine, the
+broken-neutral detector, meter-event alarms and the prepaid accounts; relay actions and
+top-ups are commands like any other (recorded, at most once, read back, audited). The alarm
+centre built from ``[notify]`` is the collector's availability listener (the ``listener``
+given here is told too); alarm episodes and the prepaid ledger live in the store.
+
 Usage::
 
     headend = HeadEnd(store, ConfigStore(store), listener=notifier)
     await headend.start()
     record = await headend.command("time_sync", "m-0003", {}, requested_by="alice",
                                    idempotency_key="ticket-4711")
+    await headend.top_up("acc-42", 1000, "UPI-8731", requested_by="payments")
+    alarms = await headend.alarms(active=True)
+    await headend.acknowledge(alarms[0].alarm_id, "asha")
     rows = headend.status()                   # per meter: last/next read, errors, quarantine
     await headend.stop()
 """
@@ -29,13 +38,17 @@ from datetime import datetime
 from typing import Any, Final
 
 from metercom.clock import Clock, current_clock
-from metercom.errors import ServiceError
+from metercom.errors import InputError, ServiceError
+from metercom.service.automation import Automation
 from metercom.service.collector import AvailabilityListener, Collector, CollectOutcome, RetryPolicy
 from metercom.service.commands import DEFAULT_TIME_SYNC_THRESHOLD_S, CommandExecutor, CommandKind
 from metercom.service.config_model import FleetConfig
 from metercom.service.config_store import ConfigChange, ConfigStore
 from metercom.service.gaps import GapRecovery
 from metercom.service.meters import LinkPool, SessionFactory
+from metercom.service.notify import AlarmKind, AlarmRecord, AlarmState
+from metercom.service.prepaid import MonthlyStatement, PrepaidAccount
+from metercom.service.rules import RuleAction
 from metercom.service.scheduler import ConversationScheduler, Priority, ScheduleRunner
 from metercom.service.status import LineStatus, MeterStatus, StatusBoard
 from metercom.service.store import CommandRecord, Store
@@ -89,6 +102,10 @@ class HeadEnd:
         self.commands = CommandExecutor(
             store, self.scheduler, self.collector, clock=clock, time_sync_threshold_s=time_sync_threshold_s
         )
+        #: Rules, neutral detection, prepaid and alarms (see :mod:`.automation`).
+        self.automation = Automation(store, self.commands, clock=clock, env=env, listener=listener)
+        self.collector.listener = self.automation
+        self.collector.on_collected = self.automation.on_collected
         self.schedules = ScheduleRunner(self._fire, clock=clock)
         self._config: FleetConfig | None = None
         self._version: int | None = None
@@ -121,6 +138,7 @@ class HeadEnd:
         applied = await self.configs.current()
         if applied is None:
             raise ServiceError("there is no configuration in the store: apply one before starting")
+        await self.automation.start(applied.config)
         self._apply(applied.config, applied.version)
         self._unsubscribe = self.configs.subscribe(self._on_change)
         await self.commands.resume()
@@ -143,6 +161,8 @@ class HeadEnd:
         await self.gaps.stop()
         await self.scheduler.stop(timeout_s=self.stop_timeout_s)
         await self.collector.stop()
+        await self.commands.wait_idle()
+        await self.automation.stop()
         log.info("head-end stopped")
 
     async def __aenter__(self) -> HeadEnd:
@@ -155,6 +175,7 @@ class HeadEnd:
     async def _on_change(self, change: ConfigChange) -> None:
         if self._stopped:
             return
+        await self.automation.configure(change.config)
         self._apply(change.config, change.version)
         log.info("head-end: configuration version %d in force (%s)", change.version, change.diff.summary())
 
@@ -199,6 +220,53 @@ class HeadEnd:
         return await self.commands.command(
             kind, meter_id, args, requested_by=requested_by, idempotency_key=idempotency_key
         )
+
+    async def top_up(
+        self, account_id: str, amount_minor: int, idempotency_key: str, *, requested_by: str
+    ) -> CommandRecord:
+        """Credit a prepaid account once per ``idempotency_key`` (the payment's reference), as a
+        recorded, audited ``top_up`` command; the supply comes back at once when the credit lifts
+        the balance above zero. Asking again with the same key returns the first command."""
+        if not idempotency_key or len(idempotency_key) > 100:
+            raise InputError("a top-up needs an idempotency key of 1..100 characters (the payment reference)")
+        account = self.automation.account(account_id)
+        return await self.commands.command(
+            "top_up",
+            account.meter_id,
+            {"account_id": account_id, "amount_minor": amount_minor, "key": idempotency_key},
+            requested_by=requested_by,
+            idempotency_key=f"top_up:{account_id}:{idempotency_key}",
+        )
+
+    def prepaid_account(self, account_id: str) -> PrepaidAccount:
+        """The prepaid account (balance, events); raises InputError for an unknown id."""
+        return self.automation.account(account_id)
+
+    def prepaid_statement(self, meter_id: str, year: int, month: int) -> MonthlyStatement:
+        """The monthly statement of a prepaid meter's account, in the prepaid time zone."""
+        return self.automation.statement(meter_id, year, month)
+
+    async def alarms(
+        self,
+        *,
+        state: AlarmState | str | None = None,
+        meter_id: str | None = None,
+        kind: AlarmKind | str | None = None,
+        active: bool | None = None,
+        limit: int = 1000,
+    ) -> list[AlarmRecord]:
+        """Alarm episodes from the store, most recent first (survive restarts)."""
+        return await self.automation.alarms(
+            state=state, meter_id=meter_id, kind=kind, active=active, limit=limit
+        )
+
+    async def acknowledge(self, alarm_id: str, user: str, note: str = "") -> AlarmRecord:
+        """Acknowledge an alarm episode (stored before this returns)."""
+        return await self.automation.acknowledge(alarm_id, user, note)
+
+    def rule_actions(self) -> tuple[RuleAction, ...]:
+        """The latest rule transitions and what was done about them (dry runs included)."""
+        return self.automation.rules.history
 
     async def read_now(self, meter_id: str, plan_id: str) -> CollectOutcome:
         """Read a plan of a meter now, ahead of scheduled work, with the collector's rules."""

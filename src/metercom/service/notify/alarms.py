@@ -45,6 +45,7 @@ class AlarmKind(enum.StrEnum):
     TAMPER = "tamper"
     COVER_OPEN = "cover_open"
     RULE = "rule"
+    BROKEN_NEUTRAL = "broken_neutral"
     PREPAID_LEVEL = "prepaid_level"
     PREPAID_DISCONNECT = "prepaid_disconnect"
     COMM_LOSS = "comm_loss"
@@ -80,6 +81,7 @@ DEFAULT_SEVERITY: Final[Mapping[AlarmKind, Severity]] = MappingProxyType(
         AlarmKind.TAMPER: Severity.CRITICAL,
         AlarmKind.COVER_OPEN: Severity.CRITICAL,
         AlarmKind.RULE: Severity.WARNING,
+        AlarmKind.BROKEN_NEUTRAL: Severity.CRITICAL,
         AlarmKind.PREPAID_LEVEL: Severity.INFO,
         AlarmKind.PREPAID_DISCONNECT: Severity.WARNING,
         AlarmKind.COMM_LOSS: Severity.MAJOR,

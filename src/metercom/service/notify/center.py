@@ -30,7 +30,9 @@ Theory of operation:
   clock, so on a :class:`~metercom.clock.VirtualClock` retries take no real time.
 
 Records live in memory (``history`` most recent episodes); the head-end persists what it needs
-from them (records are plain data).
+from them (records are plain data): :attr:`AlarmCenter.on_change` is called with every record
+that changed (raised, counted, acknowledged, cleared, a delivery attempt), and
+:meth:`AlarmCenter.restore` puts stored episodes back after a restart.
 """
 
 from __future__ import annotations
@@ -41,7 +43,7 @@ import itertools
 import logging
 import uuid
 from collections import OrderedDict
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from types import TracebackType
@@ -141,6 +143,7 @@ class _Worker:
                 await self._attempt(record, notification, loop)
             finally:
                 self.busy = False
+                self.center._changed(record.alarm_id)
 
     async def _attempt(
         self, record: DeliveryRecord, notification: Notification, loop: asyncio.AbstractEventLoop
@@ -229,6 +232,8 @@ class AlarmCenter:
         self.delivered = 0
         self.failed = 0
         self.dropped = 0
+        #: Called (synchronously) with each record that changed; must not raise or block.
+        self.on_change: Callable[[AlarmRecord], None] | None = None
 
     # ---- lifecycle
 
@@ -283,6 +288,33 @@ class AlarmCenter:
 
     def now(self) -> datetime:
         return (self._clock or current_clock()).now()
+
+    # ---- persistence
+
+    def _changed(self, record_or_id: AlarmRecord | str) -> None:
+        if self.on_change is None:
+            return
+        record = self._records.get(record_or_id) if isinstance(record_or_id, str) else record_or_id
+        if record is None:
+            return
+        try:
+            self.on_change(record)
+        except Exception:
+            log.exception("alarm change listener failed for %s", record.alarm_id)
+
+    def restore(self, record: AlarmRecord) -> None:
+        """Put a stored episode back (after a restart): listed again, and if it is still active,
+        further occurrences count on it, its acknowledgement keeps them quiet and its quiet period
+        runs on. Nothing is notified; an id already known is left alone."""
+        if record.alarm_id in self._records:
+            return
+        self._records[record.alarm_id] = record
+        if record.active and record.dedup_key not in self._active:
+            self._active[record.dedup_key] = record
+        if record.last_notified_at is not None:
+            last = self._last_notified.get(record.dedup_key)
+            if last is None or record.last_notified_at > last:
+                self._last_notified[record.dedup_key] = record.last_notified_at
 
     # ---- queries
 
@@ -345,6 +377,7 @@ class AlarmCenter:
         if not held:
             self._last_notified[alarm.dedup_key] = alarm.at
             self._notify(record, event, alarm.at)
+        self._changed(record)
         return RaiseResult(record, new=new, notified=not held)
 
     def _store(self, record: AlarmRecord) -> None:
@@ -375,6 +408,7 @@ class AlarmCenter:
             record.acknowledged_at = at or self.now()
             record.acknowledge_note = note
             log.info("alarm %s (%s) acknowledged by %s", alarm_id, record.dedup_key, user)
+            self._changed(record)
         return record
 
     def clear(
@@ -390,6 +424,7 @@ class AlarmCenter:
             del self._active[record.dedup_key]
         if notify and record.notifications > 0:
             self._notify(record, NotificationEvent.CLEARED, record.cleared_at)
+        self._changed(record)
         return record
 
     def clear_key(
@@ -429,6 +464,7 @@ class AlarmCenter:
         key = self._comm_key(meter_id)
         if key in self._active:
             self._active[key].count += 1
+            self._changed(self._active[key])
             return None
         alarm = Alarm.of(
             AlarmKind.COMM_LOSS,

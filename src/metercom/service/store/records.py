@@ -30,7 +30,12 @@ __all__ = [
     "Marker",
     "MeterEvent",
     "MeterRecord",
+    "OutboxBacklog",
+    "OutboxBatch",
+    "OutboxItem",
     "ProfileRow",
+    "ReceiveResult",
+    "ReceivedReading",
     "RetentionResult",
     "StoredEvent",
     "StoredMeter",
@@ -273,3 +278,90 @@ class IntegrityReport:
                 f"store integrity check found {len(self.problems)} problem(s): "
                 + "; ".join(self.problems[:10])
             )
+
+
+# -- forwarding (outbox) ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxItem:
+    """One reading value waiting to be forwarded: a snapshot taken when it was stored.
+
+    ``seq`` orders the outbox (append order). ``value_kind``/``value_text`` are the store's exact
+    encoding of ``value`` (see :mod:`metercom.service.store.types`), which is what goes on the wire.
+    """
+
+    seq: int
+    meter_id: str
+    obis: str
+    capture_time: datetime
+    value: ReadingValue
+    value_kind: str
+    value_text: str | None
+    unit: str | None
+    status: str
+    revision: int
+    enqueued_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxBatch:
+    """Outbox items claimed for one sink under a stable ``batch_id``.
+
+    Until the sink confirms it, claiming again returns the same batch (same id, same items):
+    a resend after a lost confirmation or a restart carries the id the receiver already knows.
+    ``resend`` is true when the batch was claimed before (its confirmation never arrived).
+    """
+
+    sink: str
+    batch_id: str
+    items: tuple[OutboxItem, ...]
+    resend: bool = False
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxBacklog:
+    """What one sink still has to send: the backlog metrics of the forwarder."""
+
+    sink: str
+    #: Entries not yet confirmed (including those of the open batch).
+    pending: int
+    #: Entries of the batch sent but not yet confirmed.
+    in_flight: int
+    #: When the oldest pending entry was stored (``None``: nothing pending).
+    oldest_enqueued_at: datetime | None
+    confirmed_total: int
+    #: Entries dropped unsent because they were older than the retention of unsent data.
+    expired_total: int
+    last_confirmed_at: datetime | None
+
+    def age_s(self, now: datetime) -> float:
+        """Seconds since the oldest pending entry was stored (0 when nothing is pending)."""
+        if self.oldest_enqueued_at is None:
+            return 0.0
+        return max(0.0, (now - self.oldest_enqueued_at).total_seconds())
+
+
+@dataclass(frozen=True, slots=True)
+class ReceivedReading:
+    """A reading as a central receiver gets it from a forwarded batch."""
+
+    meter_id: str
+    obis: str
+    capture_time: datetime
+    value: ReadingValue
+    unit: str | None = None
+    status: str = "ok"
+
+
+@dataclass(frozen=True, slots=True)
+class ReceiveResult:
+    """How storing a received batch went: ``duplicate`` when its id was stored before (then
+    nothing was written and ``result`` is empty)."""
+
+    batch_id: str
+    duplicate: bool
+    result: WriteResult

@@ -13,6 +13,11 @@ one of them fail with a :class:`~metercom.errors.StoreError` (unique key); retry
 no-op or an audited update. The scheduler never runs two conversations with one meter, so this
 only happens when two nodes are misconfigured to collect the same meter.
 
+Forwarding: every reading inserted or revised by :meth:`Store.save_readings` is appended to the
+outbox for each registered sink in the same transaction (:mod:`.outbox` explains the layout);
+:meth:`Store.save_received_batch` is the central receiver's side (batch id and readings in one
+transaction).
+
 Why a worker thread and not SQLAlchemy's asyncio extension. The store runs plain synchronous
 SQLAlchemy Core on a dedicated :class:`~concurrent.futures.ThreadPoolExecutor` owned by the
 store (one thread for SQLite, so its writes are serialised in-process exactly as the file
@@ -73,7 +78,7 @@ from metercom.errors import InputError, MetercomError, StoreError
 from metercom.model.obis import Obis
 from metercom.model.reading import Reading
 from metercom.service.config_model import RetentionPolicy
-from metercom.service.store import migrate
+from metercom.service.store import migrate, outbox
 from metercom.service.store.engine import (
     WRITE,
     create_store_engine,
@@ -93,7 +98,11 @@ from metercom.service.store.records import (
     Marker,
     MeterEvent,
     MeterRecord,
+    OutboxBacklog,
+    OutboxBatch,
     ProfileRow,
+    ReceivedReading,
+    ReceiveResult,
     RetentionResult,
     StoredEvent,
     StoredMeter,
@@ -111,6 +120,7 @@ from metercom.service.store.tables import (
     meters,
     profile_rows,
     readings,
+    received_batches,
 )
 from metercom.service.store.types import canonical_json, decode_value, encode_value, utc
 
@@ -546,7 +556,10 @@ class Store:
         actor: str,
     ) -> WriteResult:
         _require_meter(conn, meter_id)
-        result = self._upsert(conn, spec, meter_id, rows, now=now, actor=actor)
+        changed: list[dict[str, Any]] | None = [] if spec is _READINGS else None
+        result = self._upsert(conn, spec, meter_id, rows, now=now, actor=actor, changed=changed)
+        if changed:
+            outbox.enqueue(conn, meter_id, changed, now)
         if marker is not None:
             self._write_marker(conn, meter_id, marker, now, spec)
         return result
@@ -560,7 +573,10 @@ class Store:
         *,
         now: datetime,
         actor: str,
+        changed: list[dict[str, Any]] | None = None,
     ) -> WriteResult:
+        """Upsert ``rows``; inserted and updated rows (with their new ``revision``) are appended to
+        ``changed`` when given (the outbox takes them)."""
         if not rows:
             return WriteResult()
         table, group, time_col = spec.table, spec.key[0], spec.time_column
@@ -579,6 +595,8 @@ class Store:
             if old is None:
                 extra = {"revision": 0} if spec.has_revision else {}
                 inserts.append({"meter_id": meter_id, **row, "received_at": now, **extra})
+                if changed is not None:
+                    changed.append({**row, "revision": 0})
                 continue
             if all(getattr(old, c) == row[c] for c in spec.compare):
                 unchanged += 1
@@ -586,6 +604,8 @@ class Store:
             changes = {c: row[c] for c in table.c.keys() if c in row and c not in spec.key}  # noqa: SIM118
             if spec.has_revision:
                 changes["revision"] = old.revision + 1
+            if changed is not None:
+                changed.append({**row, "revision": old.revision + 1})
             conn.execute(
                 update(table)
                 .where(table.c.meter_id == meter_id, *(table.c[k] == row[k] for k in spec.key))
@@ -1018,6 +1038,138 @@ class Store:
 
         return await self._run("read the audit log", job, write=False)
 
+    # -- forwarding: the outbox and the central receiver's side --------------------------------
+
+    async def register_outbox_sinks(self, names: Iterable[str]) -> list[str]:
+        """Register upstream sinks; from now on every stored or revised reading is pending for
+        each of them until confirmed. Returns the names that were new (see :mod:`.outbox`)."""
+        wanted = list(names)
+        now = self._now()
+        return await self._run("register outbox sinks", lambda conn: outbox.register_sinks(conn, wanted, now))
+
+    async def unregister_outbox_sink(self, name: str, *, actor: str) -> int:
+        """Forget a sink and drop what it had pending (audited); returns the entries dropped."""
+        now = self._now()
+
+        def job(conn: Connection) -> int:
+            dropped = outbox.unregister_sink(conn, name)
+            _Audit(actor, "outbox.unregister", f"sink {name}", "ok", {"dropped": dropped}).write(conn, now)
+            return dropped
+
+        return await self._run("unregister an outbox sink", job)
+
+    async def claim_outbox_batch(
+        self, sink: str, *, limit: int, live_share: float = 0.0
+    ) -> OutboxBatch | None:
+        """The batch ``sink`` should send now: its open batch again (same id and items) until
+        it is confirmed, else a new one of at most ``limit`` readings; ``None``: nothing pending."""
+        return await self._run(
+            "claim an outbox batch",
+            lambda conn: outbox.claim(conn, sink, limit=limit, live_share=live_share),
+        )
+
+    async def confirm_outbox_batch(self, sink: str, batch_id: str) -> int:
+        """Record that ``sink`` confirmed ``batch_id``: its readings leave that sink's outbox.
+        Idempotent; returns how many readings were confirmed now."""
+        now = self._now()
+        return await self._run(
+            "confirm an outbox batch", lambda conn: outbox.confirm(conn, sink, batch_id, now)
+        )
+
+    async def outbox_backlog(self, sink: str | None = None) -> list[OutboxBacklog]:
+        """Backlog size and age of every registered sink (or one), by name."""
+        return await self._run("read the outbox backlog", lambda conn: outbox.stats(conn, sink), write=False)
+
+    async def expire_outbox(
+        self,
+        keep_unsent: timedelta,
+        *,
+        now: datetime | None = None,
+        batch_size: int = 1000,
+        actor: str = "retention",
+    ) -> dict[str, int]:
+        """Drop pending entries stored longer ago than ``keep_unsent`` (never those of an open
+        batch), in transactions of at most ``batch_size``; audited. Returns drops per sink."""
+        if batch_size < 1:
+            raise InputError("batch_size must be at least 1")
+        moment = utc(now, "now") if now is not None else self._now()
+        cutoff = moment - keep_unsent
+        total: dict[str, int] = {}
+        while True:
+            counts = await self._run(
+                "expire outbox entries", lambda conn: outbox.expire(conn, cutoff, batch_size)
+            )
+            for name, n in counts.items():
+                total[name] = total.get(name, 0) + n
+            if sum(counts.values()) < batch_size:
+                break
+        if total:
+            detail = {"cutoff": cutoff.isoformat(), "dropped": total}
+            await self.audit(actor=actor, action="outbox.expired", subject="outbox", detail=detail)
+        return total
+
+    async def save_received_batch(
+        self,
+        batch_id: str,
+        readings_: Iterable[ReceivedReading],
+        *,
+        source: str,
+        actor: str = "central",
+    ) -> ReceiveResult:
+        """Store a forwarded batch once (the central receiver's side), in one transaction.
+
+        A ``batch_id`` stored before is a duplicate: nothing is written. Otherwise the readings
+        are upserted by natural key (meters the store does not know are added, active, in no
+        configuration, with protocol ``forwarded`` and ``source`` as their line) and the batch id
+        is recorded with them, so a crash can never store the readings without the id or the
+        id without the readings.
+        """
+        if not 1 <= len(batch_id) <= 64:
+            raise InputError("a batch id is text of 1..64 characters")
+        if not 1 <= len(source) <= 128:
+            raise InputError("a batch's source is text of 1..128 characters")
+        now = self._now()
+        by_meter: dict[str, dict[tuple[str, datetime], dict[str, Any]]] = {}
+        count = 0
+        for r in readings_:
+            meter_id = _text_key(r.meter_id, "a meter id")
+            code = _text_key(r.obis, "a reading's OBIS code")
+            captured = utc(r.capture_time, "capture_time")
+            kind, exact, number = encode_value(r.value)
+            by_meter.setdefault(meter_id, {})[(code, captured)] = {
+                "obis": code,
+                "capture_time": captured,
+                "value_kind": kind,
+                "value_text": exact,
+                "value_num": number,
+                "unit": r.unit,
+                "status": _text_key(r.status, "status"),
+            }
+            count += 1
+
+        def job(conn: Connection) -> ReceiveResult:
+            seen = conn.execute(
+                select(received_batches.c.batch_id).where(received_batches.c.batch_id == batch_id)
+            ).first()
+            if seen is not None:
+                return ReceiveResult(batch_id, True, WriteResult())
+            _adopt_meters(conn, sorted(by_meter), source, now)
+            result = WriteResult()
+            for meter_id, rows in by_meter.items():
+                changed: list[dict[str, Any]] = []
+                result += self._upsert(
+                    conn, _READINGS, meter_id, list(rows.values()), now=now, actor=actor, changed=changed
+                )
+                outbox.enqueue(conn, meter_id, changed, now)
+            conn.execute(
+                insert(received_batches).values(
+                    batch_id=batch_id, source=source, received_at=now, readings=count
+                )
+            )
+            return ReceiveResult(batch_id, False, result)
+
+        return await self._run("store a received batch", job)
+
     # -- maintenance ----------------------------------------------------------------------------
 
     async def apply_retention(
@@ -1077,6 +1229,32 @@ def _require_meter(conn: Connection, meter_id: str) -> None:
             f"unknown meter {meter_id!r}: the store knows a meter once a configuration "
             "defining it has been applied"
         )
+
+
+def _adopt_meters(conn: Connection, meter_ids: Sequence[str], source: str, now: datetime) -> None:
+    known = set(conn.execute(select(meters.c.id).where(meters.c.id.in_(meter_ids))).scalars())
+    fresh = [m for m in meter_ids if m not in known]
+    if not fresh:
+        return
+    version = conn.execute(select(func.max(config_versions.c.version))).scalar() or 0
+    conn.execute(
+        insert(meters),
+        [
+            {
+                "id": m,
+                "protocol": "forwarded",
+                "line_id": f"from:{source}"[:80],
+                "address": "",
+                "device_profile": None,
+                "tariff": None,
+                "active": True,
+                "first_version": version,
+                "changed_version": version,
+                "updated_at": now,
+            }
+            for m in fresh
+        ],
+    )
 
 
 def _time_range(column: Any, since: datetime | None, until: datetime | None) -> list[Any]:

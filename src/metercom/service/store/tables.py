@@ -7,6 +7,13 @@ Natural keys make writes idempotent: ``readings`` (meter, obis, capture time),
 ``profile_rows`` (meter, profile, capture time), ``events`` (meter, log, event time, code),
 ``collection_markers`` (meter, object). Meters are never deleted (readings refer to them); a
 meter that leaves the configuration is marked inactive.
+
+Forwarding (revision r0002, see :mod:`metercom.service.forward`): ``outbox`` is an append-only
+log of reading values to send upstream (a snapshot of each inserted or revised reading, written
+in the same transaction as the reading), ``outbox_pending`` holds one row per (sink, outbox
+entry) not yet confirmed by that sink (``batch_id`` set once it is part of a batch),
+``outbox_sinks`` the registered sinks and their counters, and ``received_batches`` the batch
+ids a central receiver has stored (so a resent batch is recognised and not applied again).
 """
 
 from __future__ import annotations
@@ -14,6 +21,7 @@ from __future__ import annotations
 from typing import Final
 
 from sqlalchemy import (
+    BigInteger,
     Boolean,
     CheckConstraint,
     Column,
@@ -32,6 +40,7 @@ from metercom.service.store.types import BigId, UtcDateTime
 
 __all__ = [
     "COMMAND_STATES",
+    "alarms",
     "audit_log",
     "collection_markers",
     "commands",
@@ -39,8 +48,13 @@ __all__ = [
     "events",
     "metadata",
     "meters",
+    "outbox",
+    "outbox_pending",
+    "outbox_sinks",
+    "prepaid_ledger",
     "profile_rows",
     "readings",
+    "received_batches",
 ]
 
 #: Alembic's own bookkeeping table (named so it cannot clash in a shared PostgreSQL schema).
@@ -169,4 +183,111 @@ config_versions = Table(
     Column("sha256", String(64), nullable=False),
     Column("summary", Text, nullable=False),
     Column("text", Text, nullable=False),
+)
+
+outbox_sinks = Table(
+    "outbox_sinks",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    Column("registered_at", UtcDateTime, nullable=False),
+    Column("confirmed_total", BigInteger, nullable=False),
+    Column("expired_total", BigInteger, nullable=False),
+    Column("last_confirmed_at", UtcDateTime),
+)
+
+outbox = Table(
+    "outbox",
+    metadata,
+    Column("seq", BigId, primary_key=True, autoincrement=True),
+    Column("meter_id", String(64), nullable=False),
+    Column("obis", String(64), nullable=False),
+    Column("capture_time", UtcDateTime, nullable=False),
+    Column("value_kind", String(16), nullable=False),
+    Column("value_text", Text),
+    Column("unit", String(32)),
+    Column("status", String(64), nullable=False),
+    Column("revision", Integer, nullable=False),
+    Column("enqueued_at", UtcDateTime, nullable=False),
+    Index(None, "enqueued_at"),
+    Index(None, "meter_id", "obis", "capture_time"),
+)
+
+outbox_pending = Table(
+    "outbox_pending",
+    metadata,
+    Column("sink", String(64), ForeignKey("outbox_sinks.name"), primary_key=True),
+    Column("seq", BigId, ForeignKey("outbox.seq"), primary_key=True, autoincrement=False),
+    Column("batch_id", String(64)),
+    Index(None, "sink", "batch_id"),
+    Index(None, "seq"),
+)
+
+received_batches = Table(
+    "received_batches",
+    metadata,
+    Column("batch_id", String(64), primary_key=True),
+    Column("source", String(128), nullable=False),
+    Column("received_at", UtcDateTime, nullable=False),
+    Column("readings", Integer, nullable=False),
+)
+
+# -- automation (revision r0003, see metercom.service.automation) ---------------------------------
+#
+# ``prepaid_ledger``: the rows of PrepaidAccount.to_records, one per ledger event, unique on
+# (account, seq) and on (account, key) for top-ups and adjustments (NULL keys never collide), so
+# a top-up is credited once even across processes. ``alarms``: one row per alarm episode of the
+# alarm centre, rewritten whenever the episode changes (occurrence, acknowledgement, clearing,
+# delivery); the first and last alarm and the deliveries are JSON.
+
+prepaid_ledger = Table(
+    "prepaid_ledger",
+    metadata,
+    Column("account_id", String(64), primary_key=True),
+    Column("seq", Integer, primary_key=True, autoincrement=False),
+    Column("meter_id", String(64), nullable=False),
+    Column("kind", String(16), nullable=False),
+    Column("at", UtcDateTime, nullable=False),
+    Column("key", String(200)),
+    Column("amount_minor", BigInteger),
+    Column("credit", Text),
+    Column("register_wh", BigInteger),
+    Column("energy_wh", BigInteger),
+    Column("charge", Text),
+    Column("status", String(32)),
+    Column("level", Text),
+    Column("balance", Text),
+    Column("sent", Boolean),
+    Column("reason", Text),
+    Column("recorded_at", UtcDateTime, nullable=False),
+    UniqueConstraint("account_id", "key"),
+    Index(None, "meter_id", "at"),
+)
+
+alarms = Table(
+    "alarms",
+    metadata,
+    Column("alarm_id", String(64), primary_key=True),
+    Column("dedup_key", String(255), nullable=False),
+    Column("kind", String(32), nullable=False),
+    Column("meter_id", String(64)),
+    Column("severity", String(16), nullable=False),
+    Column("state", String(16), nullable=False),
+    Column("first_at", UtcDateTime, nullable=False),
+    Column("last_at", UtcDateTime, nullable=False),
+    Column("count", Integer, nullable=False),
+    Column("message", Text, nullable=False),
+    Column("first_alarm", Text, nullable=False),
+    Column("last_alarm", Text, nullable=False),
+    Column("acknowledged_by", String(128)),
+    Column("acknowledged_at", UtcDateTime),
+    Column("acknowledge_note", Text),
+    Column("cleared_at", UtcDateTime),
+    Column("clear_reason", Text),
+    Column("notifications", Integer, nullable=False),
+    Column("last_notified_at", UtcDateTime),
+    Column("deliveries", Text, nullable=False),
+    Column("updated_at", UtcDateTime, nullable=False),
+    Index(None, "state"),
+    Index(None, "meter_id", "last_at"),
+    Index(None, "last_at"),
 )

@@ -1,0 +1,305 @@
+"""The outbox: what the store still has to forward, per sink, in transactions of the store.
+
+Rule: a reading leaves the outbox of a sink only when that sink confirmed the batch holding
+it (:func:`confirm`); nothing here decides what a confirmation is (the sinks of
+:mod:`metercom.service.forward` do). Every function runs inside a store job (one transaction).
+
+Layout (chosen over a per-sink cursor on an append-only sequence, see below):
+
+* ``outbox``: one row per inserted or revised reading, a snapshot of its value, appended by
+  :func:`enqueue` in the transaction that stores the reading. ``seq`` gives the order (every new
+  entry is above every stored one; SQLite may number from 1 again once the outbox was empty).
+* ``outbox_pending``: one row per (sink, outbox entry) still to confirm. ``batch_id`` is NULL
+  until :func:`claim` puts the entry into a batch; the batch id (random, 32 hex digits) is
+  committed before anything is sent, so a resend after a lost confirmation or a restart carries
+  the same id and the same items, and the receiver can drop the repeat.
+* ``outbox_sinks``: registered sinks and their counters. Readings stored while no sink is
+  registered are not enqueued.
+
+Why pending rows and not a cursor per sink: on PostgreSQL two transactions may take sequence
+numbers 5 and 6 and commit 6 first; a cursor that had moved past 6 would skip 5 forever. A set
+of pending rows has no such gap: a late commit is simply picked up by the next claim.
+
+Order and live data: :func:`claim` fills a batch from the oldest pending entries, except a
+``live_share`` of it taken from the newest, so after an outage the backlog drains oldest first
+while fresh readings still get through. Two values of one reading (a revision) can then not
+overtake each other, because :func:`enqueue` drops the older value's pending entries that are
+not yet in a batch (superseded), and an open batch is always resent before a new one is made.
+
+An outbox row is deleted once no sink has it pending. Pending entries older than the retention
+of unsent data (default 90 days) are dropped by :func:`expire` and counted per sink.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable, Sequence
+from datetime import UTC, datetime
+from typing import Any, Final
+
+from sqlalchemy import Row, delete, exists, func, insert, select, update
+from sqlalchemy.engine import Connection
+
+from metercom.errors import InputError
+from metercom.service.store.records import OutboxBacklog, OutboxBatch, OutboxItem
+from metercom.service.store.tables import outbox, outbox_pending, outbox_sinks
+from metercom.service.store.types import decode_value
+
+__all__ = [
+    "check_sink_name",
+    "claim",
+    "confirm",
+    "enqueue",
+    "expire",
+    "register_sinks",
+    "stats",
+    "unregister_sink",
+]
+
+#: Keys per ``IN (...)`` list, well under SQLite's and psycopg's parameter limits.
+_CHUNK: Final = 5000
+_MAX_NAME: Final = 64
+
+
+def _chunks(values: Sequence[int]) -> Iterable[Sequence[int]]:
+    for start in range(0, len(values), _CHUNK):
+        yield values[start : start + _CHUNK]
+
+
+def check_sink_name(name: object) -> str:
+    """``name`` if it is a usable sink name (1..64 characters of text)."""
+    if not isinstance(name, str) or not name or len(name) > _MAX_NAME or name != name.strip():
+        raise InputError(f"a sink name is 1..{_MAX_NAME} characters without edge spaces, got {name!r}")
+    return name
+
+
+def register_sinks(conn: Connection, names: Iterable[str], now: datetime) -> list[str]:
+    """Register the sinks not yet known; returns those added (new sinks see new readings only)."""
+    wanted = [check_sink_name(n) for n in names]
+    known = set(conn.execute(select(outbox_sinks.c.name)).scalars())
+    fresh = [n for n in dict.fromkeys(wanted) if n not in known]
+    if fresh:
+        conn.execute(
+            insert(outbox_sinks),
+            [{"name": n, "registered_at": now, "confirmed_total": 0, "expired_total": 0} for n in fresh],
+        )
+    return fresh
+
+
+def unregister_sink(conn: Connection, name: str) -> int:
+    """Forget a sink and everything it had pending; returns the pending entries dropped."""
+    dropped = conn.execute(delete(outbox_pending).where(outbox_pending.c.sink == name)).rowcount
+    conn.execute(delete(outbox_sinks).where(outbox_sinks.c.name == name))
+    _delete_orphans(conn, None)
+    return int(dropped)
+
+
+def enqueue(conn: Connection, meter_id: str, rows: Sequence[dict[str, Any]], now: datetime) -> int:
+    """Append reading snapshots (store row dicts with ``revision``) and make them pending for
+    every registered sink; returns the entries appended (0 without sinks)."""
+    if not rows:
+        return 0
+    sinks = list(conn.execute(select(outbox_sinks.c.name)).scalars())
+    if not sinks:
+        return 0
+    values = [
+        {
+            "meter_id": meter_id,
+            "obis": row["obis"],
+            "capture_time": row["capture_time"],
+            "value_kind": row["value_kind"],
+            "value_text": row["value_text"],
+            "unit": row["unit"],
+            "status": row["status"],
+            "revision": row["revision"],
+            "enqueued_at": now,
+        }
+        for row in rows
+    ]
+    seqs = list(
+        conn.execute(
+            insert(outbox).returning(outbox.c.seq, outbox.c.obis, outbox.c.capture_time, outbox.c.revision),
+            values,
+        )
+    )
+    revised = [s for s in seqs if s.revision > 0]
+    if revised:
+        _supersede(conn, meter_id, revised)
+    conn.execute(insert(outbox_pending), [{"sink": sink, "seq": s.seq} for sink in sinks for s in seqs])
+    return len(seqs)
+
+
+def _supersede(conn: Connection, meter_id: str, revised: Sequence[Row[Any]]) -> None:
+    older: list[int] = []
+    for row in revised:
+        older.extend(
+            conn.execute(
+                select(outbox.c.seq).where(
+                    outbox.c.meter_id == meter_id,
+                    outbox.c.obis == row.obis,
+                    outbox.c.capture_time == row.capture_time,
+                    outbox.c.seq < row.seq,
+                )
+            ).scalars()
+        )
+    if not older:
+        return
+    for part in _chunks(older):
+        conn.execute(
+            delete(outbox_pending).where(outbox_pending.c.seq.in_(part), outbox_pending.c.batch_id.is_(None))
+        )
+    _delete_orphans(conn, older)
+
+
+def _delete_orphans(conn: Connection, seqs: Sequence[int] | None) -> None:
+    unreferenced = ~exists().where(outbox_pending.c.seq == outbox.c.seq)
+    if seqs is None:
+        conn.execute(delete(outbox).where(unreferenced))
+        return
+    for part in _chunks(sorted(seqs)):
+        conn.execute(delete(outbox).where(outbox.c.seq.in_(part), unreferenced))
+
+
+def _items(conn: Connection, sink: str, batch_id: str) -> tuple[OutboxItem, ...]:
+    query = (
+        select(outbox)
+        .join(outbox_pending, outbox_pending.c.seq == outbox.c.seq)
+        .where(outbox_pending.c.sink == sink, outbox_pending.c.batch_id == batch_id)
+        .order_by(outbox.c.seq)
+    )
+    return tuple(
+        OutboxItem(
+            seq=row.seq,
+            meter_id=row.meter_id,
+            obis=row.obis,
+            capture_time=row.capture_time,
+            value=decode_value(row.value_kind, row.value_text),
+            value_kind=row.value_kind,
+            value_text=row.value_text,
+            unit=row.unit,
+            status=row.status,
+            revision=row.revision,
+            enqueued_at=row.enqueued_at,
+        )
+        for row in conn.execute(query)
+    )
+
+
+def claim(conn: Connection, sink: str, *, limit: int, live_share: float) -> OutboxBatch | None:
+    """The open batch of ``sink`` if there is one (a resend), else a new batch of at most
+    ``limit`` pending entries (see the module docstring); ``None`` when nothing is pending."""
+    if limit < 1:
+        raise InputError("a batch holds at least one reading")
+    if not 0.0 <= live_share < 1.0:
+        raise InputError("live_share is a fraction in [0, 1)")
+    p = outbox_pending.c
+    open_id = conn.execute(
+        select(p.batch_id).where(p.sink == sink, p.batch_id.is_not(None)).order_by(p.seq).limit(1)
+    ).scalar()
+    if open_id is not None:
+        return OutboxBatch(sink, open_id, _items(conn, sink, open_id), resend=True)
+    live = int(limit * live_share)
+    unclaimed = (p.sink == sink, p.batch_id.is_(None))
+    seqs = set(conn.execute(select(p.seq).where(*unclaimed).order_by(p.seq).limit(limit - live)).scalars())
+    if live:
+        seqs.update(
+            conn.execute(select(p.seq).where(*unclaimed).order_by(p.seq.desc()).limit(live)).scalars()
+        )
+    if not seqs:
+        return None
+    batch_id = uuid.uuid4().hex
+    for part in _chunks(sorted(seqs)):
+        conn.execute(update(outbox_pending).where(p.sink == sink, p.seq.in_(part)).values(batch_id=batch_id))
+    return OutboxBatch(sink, batch_id, _items(conn, sink, batch_id))
+
+
+def confirm(conn: Connection, sink: str, batch_id: str, now: datetime) -> int:
+    """Mark the batch confirmed by ``sink``: its entries leave that sink's outbox. Returns how
+    many (0 when the batch is unknown or was confirmed before: confirming is idempotent)."""
+    p = outbox_pending.c
+    seqs = list(conn.execute(select(p.seq).where(p.sink == sink, p.batch_id == batch_id)).scalars())
+    if not seqs:
+        return 0
+    conn.execute(delete(outbox_pending).where(p.sink == sink, p.batch_id == batch_id))
+    _delete_orphans(conn, seqs)
+    conn.execute(
+        update(outbox_sinks)
+        .where(outbox_sinks.c.name == sink)
+        .values(confirmed_total=outbox_sinks.c.confirmed_total + len(seqs), last_confirmed_at=now)
+    )
+    return len(seqs)
+
+
+def stats(conn: Connection, sink: str | None) -> list[OutboxBacklog]:
+    """Backlog size and age per registered sink (one sink, or all by name)."""
+    p = outbox_pending.c
+    query = (
+        select(
+            p.sink,
+            func.count(),
+            func.count(p.batch_id),
+            func.min(outbox.c.enqueued_at),
+        )
+        .join(outbox, outbox.c.seq == p.seq)
+        .group_by(p.sink)
+    )
+    sinks = select(outbox_sinks).order_by(outbox_sinks.c.name)
+    if sink is not None:
+        query = query.where(p.sink == sink)
+        sinks = sinks.where(outbox_sinks.c.name == sink)
+    counts = {row[0]: row for row in conn.execute(query)}
+    out: list[OutboxBacklog] = []
+    for s in conn.execute(sinks):
+        c = counts.get(s.name)
+        oldest = c[3] if c is not None else None
+        out.append(
+            OutboxBacklog(
+                sink=s.name,
+                pending=int(c[1]) if c is not None else 0,
+                in_flight=int(c[2]) if c is not None else 0,
+                oldest_enqueued_at=_as_time(oldest),
+                confirmed_total=int(s.confirmed_total),
+                expired_total=int(s.expired_total),
+                last_confirmed_at=s.last_confirmed_at,
+            )
+        )
+    return out
+
+
+def _as_time(value: datetime | str | None) -> datetime | None:
+    # An aggregate of a UtcDateTime column may come back as SQLite's raw text or naive.
+    if value is None:
+        return None
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def expire(conn: Connection, cutoff: datetime, batch_size: int) -> dict[str, int]:
+    """Drop up to ``batch_size`` pending entries stored before ``cutoff`` that are not in an
+    open batch; returns the number dropped per sink (and counts them on the sink)."""
+    p = outbox_pending.c
+    victims = list(
+        conn.execute(
+            select(p.sink, p.seq)
+            .join(outbox, outbox.c.seq == p.seq)
+            .where(outbox.c.enqueued_at < cutoff, p.batch_id.is_(None))
+            .order_by(p.seq)
+            .limit(batch_size)
+        )
+    )
+    counts: dict[str, int] = {}
+    by_sink: dict[str, list[int]] = {}
+    for sink, seq in victims:
+        by_sink.setdefault(sink, []).append(seq)
+    for sink, seqs in by_sink.items():
+        for part in _chunks(seqs):
+            conn.execute(delete(outbox_pending).where(p.sink == sink, p.seq.in_(part)))
+        counts[sink] = len(seqs)
+        conn.execute(
+            update(outbox_sinks)
+            .where(outbox_sinks.c.name == sink)
+            .values(expired_total=outbox_sinks.c.expired_total + len(seqs))
+        )
+    _delete_orphans(conn, [seq for _, seq in victims])
+    return counts
