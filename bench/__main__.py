@@ -21,6 +21,7 @@ MODULES = [
     "bench.load_model",
     "bench.modbus_bus",
     "bench.headend",
+    "bench.forward",
 ]
 
 
