@@ -11,6 +11,7 @@ the same two bytes and calls the same body readers.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from typing import ClassVar, Self, cast
 
 from metercom.codec.dlms.axdr import encode_data
@@ -20,13 +21,14 @@ from metercom.model.dlms_data import Data
 
 from ._wire import LAYER, Buffer, Reader, as_bytes, check_bytes, check_uint, octet_string, u32
 from .descriptors import (
+    DEFAULT_INVOKE_ID_AND_PRIORITY,
     CosemAttributeDescriptor,
     CosemMethodDescriptor,
     InvokeIdAndPriority,
     SelectiveAccessDescriptor,
 )
 
-__all__ = ["XdlmsApdu"]
+__all__ = ["BlockNumberApdu", "DataBlockApdu", "XdlmsApdu"]
 
 
 class XdlmsApdu:
@@ -65,6 +67,57 @@ class XdlmsApdu:
     def _head(self, iid: InvokeIdAndPriority) -> bytes:
         """Tag, choice and invoke-id-and-priority: the first three bytes of a service APDU."""
         return bytes((self.TAG, cast(int, self.CHOICE), iid.to_byte()))
+
+
+@dataclass(frozen=True, slots=True)
+class DataBlockApdu(XdlmsApdu):
+    """Base of the APDUs whose body is the invoke-id and one DataBlock-SA and nothing else
+    (``TAG CHOICE iid last-block block-number(4) raw-data``): action-request-with-pblock,
+    action-response-with-pblock and set-request-with-datablock. A subclass only names its
+    ``TAG`` and ``CHOICE``; fields, checks and both directions of the encoding live here."""
+
+    last_block: bool
+    block_number: int
+    raw_data: bytes
+    invoke_id_and_priority: InvokeIdAndPriority = field(default=DEFAULT_INVOKE_ID_AND_PRIORITY, kw_only=True)
+
+    def __post_init__(self) -> None:
+        check_block(self.last_block, self.block_number, self.raw_data)
+        check_iid(self.invoke_id_and_priority)
+
+    def to_bytes(self) -> bytes:
+        return self._head(self.invoke_id_and_priority) + block_bytes(
+            self.last_block, self.block_number, self.raw_data
+        )
+
+    @classmethod
+    def read_body(cls, r: Reader) -> Self:
+        iid = InvokeIdAndPriority.from_byte(r.u8("invoke-id-and-priority"))
+        last, number, raw = read_block(r)
+        return cls(last, number, raw, invoke_id_and_priority=iid)
+
+
+@dataclass(frozen=True, slots=True)
+class BlockNumberApdu(XdlmsApdu):
+    """Base of the APDUs whose body is the invoke-id and one block-number and nothing else
+    (``TAG CHOICE iid block-number(4)``), the acknowledgement of a block: get-request-next,
+    action-request-next-pblock, action-response-next-pblock and set-response-datablock. A
+    subclass only names its ``TAG`` and ``CHOICE``."""
+
+    block_number: int
+    invoke_id_and_priority: InvokeIdAndPriority = field(default=DEFAULT_INVOKE_ID_AND_PRIORITY, kw_only=True)
+
+    def __post_init__(self) -> None:
+        check_uint(self.block_number, 32, "block-number")
+        check_iid(self.invoke_id_and_priority)
+
+    def to_bytes(self) -> bytes:
+        return self._head(self.invoke_id_and_priority) + u32(self.block_number)
+
+    @classmethod
+    def read_body(cls, r: Reader) -> Self:
+        iid = InvokeIdAndPriority.from_byte(r.u8("invoke-id-and-priority"))
+        return cls(r.u32("block-number"), invoke_id_and_priority=iid)
 
 
 # ------------------------------------------------------------------------------------------------

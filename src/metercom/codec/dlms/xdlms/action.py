@@ -41,6 +41,8 @@ from metercom.errors import LocalProtocolError
 from metercom.model.dlms_data import Data
 
 from ._apdu import (
+    BlockNumberApdu,
+    DataBlockApdu,
     XdlmsApdu,
     action_result,
     block_bytes,
@@ -53,7 +55,7 @@ from ._apdu import (
     read_block,
     read_get_data_result,
 )
-from ._wire import LAYER, Reader, check_uint, u32
+from ._wire import LAYER, Reader
 from .descriptors import (
     DEFAULT_INVOKE_ID_AND_PRIORITY,
     CosemMethodDescriptor,
@@ -134,27 +136,12 @@ class ActionRequestNormal(XdlmsApdu):
 
 
 @dataclass(frozen=True, slots=True)
-class ActionRequestNextPblock(XdlmsApdu):
+class ActionRequestNextPblock(BlockNumberApdu):
     """action-request-next-pblock (``C3 02``): response pblock ``block_number`` received, send
     the next."""
 
-    block_number: int
-    invoke_id_and_priority: InvokeIdAndPriority = field(default=DEFAULT_INVOKE_ID_AND_PRIORITY, kw_only=True)
-
     TAG: ClassVar[int] = 0xC3
     CHOICE: ClassVar[int | None] = 2
-
-    def __post_init__(self) -> None:
-        check_uint(self.block_number, 32, "block-number")
-        check_iid(self.invoke_id_and_priority)
-
-    def to_bytes(self) -> bytes:
-        return self._head(self.invoke_id_and_priority) + u32(self.block_number)
-
-    @classmethod
-    def read_body(cls, r: Reader) -> Self:
-        iid = _IID(r.u8("invoke-id-and-priority"))
-        return cls(r.u32("block-number"), invoke_id_and_priority=iid)
 
 
 @dataclass(frozen=True, slots=True)
@@ -267,31 +254,12 @@ class ActionRequestWithListAndFirstPblock(XdlmsApdu):
 
 
 @dataclass(frozen=True, slots=True)
-class ActionRequestWithPblock(XdlmsApdu):
-    """action-request-with-pblock (``C3 06``): a further block of the parameters."""
-
-    last_block: bool
-    block_number: int
-    raw_data: bytes
-    invoke_id_and_priority: InvokeIdAndPriority = field(default=DEFAULT_INVOKE_ID_AND_PRIORITY, kw_only=True)
+class ActionRequestWithPblock(DataBlockApdu):
+    """action-request-with-pblock (``C3 06``): a further block of the parameters
+    (``last_block``, ``block_number``, ``raw_data``; see :class:`DataBlockApdu`)."""
 
     TAG: ClassVar[int] = 0xC3
     CHOICE: ClassVar[int | None] = 6
-
-    def __post_init__(self) -> None:
-        check_block(self.last_block, self.block_number, self.raw_data)
-        check_iid(self.invoke_id_and_priority)
-
-    def to_bytes(self) -> bytes:
-        return self._head(self.invoke_id_and_priority) + block_bytes(
-            self.last_block, self.block_number, self.raw_data
-        )
-
-    @classmethod
-    def read_body(cls, r: Reader) -> Self:
-        iid = _IID(r.u8("invoke-id-and-priority"))
-        last, number, raw = read_block(r)
-        return cls(last, number, raw, invoke_id_and_priority=iid)
 
 
 @dataclass(frozen=True, slots=True)
@@ -349,31 +317,12 @@ class ActionResponseNormal(XdlmsApdu):
 
 
 @dataclass(frozen=True, slots=True)
-class ActionResponseWithPblock(XdlmsApdu):
-    """action-response-with-pblock (``C7 02``): one block of long return parameters."""
-
-    last_block: bool
-    block_number: int
-    raw_data: bytes
-    invoke_id_and_priority: InvokeIdAndPriority = field(default=DEFAULT_INVOKE_ID_AND_PRIORITY, kw_only=True)
+class ActionResponseWithPblock(DataBlockApdu):
+    """action-response-with-pblock (``C7 02``): one block of long return parameters
+    (``last_block``, ``block_number``, ``raw_data``; see :class:`DataBlockApdu`)."""
 
     TAG: ClassVar[int] = 0xC7
     CHOICE: ClassVar[int | None] = 2
-
-    def __post_init__(self) -> None:
-        check_block(self.last_block, self.block_number, self.raw_data)
-        check_iid(self.invoke_id_and_priority)
-
-    def to_bytes(self) -> bytes:
-        return self._head(self.invoke_id_and_priority) + block_bytes(
-            self.last_block, self.block_number, self.raw_data
-        )
-
-    @classmethod
-    def read_body(cls, r: Reader) -> Self:
-        iid = _IID(r.u8("invoke-id-and-priority"))
-        last, number, raw = read_block(r)
-        return cls(last, number, raw, invoke_id_and_priority=iid)
 
 
 @dataclass(frozen=True, slots=True)
@@ -407,24 +356,9 @@ class ActionResponseWithList(XdlmsApdu):
 
 
 @dataclass(frozen=True, slots=True)
-class ActionResponseNextPblock(XdlmsApdu):
+class ActionResponseNextPblock(BlockNumberApdu):
     """action-response-next-pblock (``C7 04``): request pblock ``block_number`` received, send
     the next."""
 
-    block_number: int
-    invoke_id_and_priority: InvokeIdAndPriority = field(default=DEFAULT_INVOKE_ID_AND_PRIORITY, kw_only=True)
-
     TAG: ClassVar[int] = 0xC7
     CHOICE: ClassVar[int | None] = 4
-
-    def __post_init__(self) -> None:
-        check_uint(self.block_number, 32, "block-number")
-        check_iid(self.invoke_id_and_priority)
-
-    def to_bytes(self) -> bytes:
-        return self._head(self.invoke_id_and_priority) + u32(self.block_number)
-
-    @classmethod
-    def read_body(cls, r: Reader) -> Self:
-        iid = _IID(r.u8("invoke-id-and-priority"))
-        return cls(r.u32("block-number"), invoke_id_and_priority=iid)

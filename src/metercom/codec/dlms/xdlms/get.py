@@ -38,6 +38,7 @@ from metercom.errors import LocalProtocolError
 from metercom.model.dlms_data import Data
 
 from ._apdu import (
+    BlockNumberApdu,
     XdlmsApdu,
     check_attribute,
     check_block,
@@ -48,7 +49,7 @@ from ._apdu import (
     read_get_data_result,
     selection_bytes,
 )
-from ._wire import LAYER, Buffer, Reader, as_bytes, check_uint, octet_string, u32
+from ._wire import LAYER, Buffer, Reader, as_bytes, octet_string, u32
 from .descriptors import (
     DEFAULT_INVOKE_ID_AND_PRIORITY,
     CosemAttributeDescriptor,
@@ -108,26 +109,11 @@ class GetRequestNormal(XdlmsApdu):
 
 
 @dataclass(frozen=True, slots=True)
-class GetRequestNext(XdlmsApdu):
+class GetRequestNext(BlockNumberApdu):
     """get-request-next (``C0 02``): acknowledge datablock ``block_number``, ask for the next."""
-
-    block_number: int
-    invoke_id_and_priority: InvokeIdAndPriority = field(default=DEFAULT_INVOKE_ID_AND_PRIORITY, kw_only=True)
 
     TAG: ClassVar[int] = 0xC0
     CHOICE: ClassVar[int | None] = 2
-
-    def __post_init__(self) -> None:
-        check_uint(self.block_number, 32, "block-number")
-        check_iid(self.invoke_id_and_priority)
-
-    def to_bytes(self) -> bytes:
-        return self._head(self.invoke_id_and_priority) + u32(self.block_number)
-
-    @classmethod
-    def read_body(cls, r: Reader) -> Self:
-        iid = _IID(r.u8("invoke-id-and-priority"))
-        return cls(r.u32("block-number"), invoke_id_and_priority=iid)
 
 
 @dataclass(frozen=True, slots=True)

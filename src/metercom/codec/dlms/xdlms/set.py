@@ -37,6 +37,8 @@ from metercom.errors import LocalProtocolError
 from metercom.model.dlms_data import Data
 
 from ._apdu import (
+    BlockNumberApdu,
+    DataBlockApdu,
     XdlmsApdu,
     block_bytes,
     check_attribute,
@@ -165,31 +167,12 @@ class SetRequestWithFirstDatablock(XdlmsApdu):
 
 
 @dataclass(frozen=True, slots=True)
-class SetRequestWithDatablock(XdlmsApdu):
-    """set-request-with-datablock (``C1 03``): a further block of the value."""
-
-    last_block: bool
-    block_number: int
-    raw_data: bytes
-    invoke_id_and_priority: InvokeIdAndPriority = field(default=DEFAULT_INVOKE_ID_AND_PRIORITY, kw_only=True)
+class SetRequestWithDatablock(DataBlockApdu):
+    """set-request-with-datablock (``C1 03``): a further block of the value (``last_block``,
+    ``block_number``, ``raw_data``; see :class:`DataBlockApdu`)."""
 
     TAG: ClassVar[int] = 0xC1
     CHOICE: ClassVar[int | None] = 3
-
-    def __post_init__(self) -> None:
-        check_block(self.last_block, self.block_number, self.raw_data)
-        check_iid(self.invoke_id_and_priority)
-
-    def to_bytes(self) -> bytes:
-        return self._head(self.invoke_id_and_priority) + block_bytes(
-            self.last_block, self.block_number, self.raw_data
-        )
-
-    @classmethod
-    def read_body(cls, r: Reader) -> Self:
-        iid = _IID(r.u8("invoke-id-and-priority"))
-        last, number, raw = read_block(r)
-        return cls(last, number, raw, invoke_id_and_priority=iid)
 
 
 @dataclass(frozen=True, slots=True)
@@ -294,26 +277,11 @@ class SetResponseNormal(XdlmsApdu):
 
 
 @dataclass(frozen=True, slots=True)
-class SetResponseDatablock(XdlmsApdu):
+class SetResponseDatablock(BlockNumberApdu):
     """set-response-datablock (``C5 02``): block ``block_number`` received, send the next."""
-
-    block_number: int
-    invoke_id_and_priority: InvokeIdAndPriority = field(default=DEFAULT_INVOKE_ID_AND_PRIORITY, kw_only=True)
 
     TAG: ClassVar[int] = 0xC5
     CHOICE: ClassVar[int | None] = 2
-
-    def __post_init__(self) -> None:
-        check_uint(self.block_number, 32, "block-number")
-        check_iid(self.invoke_id_and_priority)
-
-    def to_bytes(self) -> bytes:
-        return self._head(self.invoke_id_and_priority) + u32(self.block_number)
-
-    @classmethod
-    def read_body(cls, r: Reader) -> Self:
-        iid = _IID(r.u8("invoke-id-and-priority"))
-        return cls(r.u32("block-number"), invoke_id_and_priority=iid)
 
 
 @dataclass(frozen=True, slots=True)
