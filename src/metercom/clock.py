@@ -15,6 +15,10 @@ blocking. Data written to a loopback socket by the same process is readable at o
 in-process client/server pairs over real TCP behave. A peer in another thread or process may
 need real time to answer; give such tests ``real_grace_s`` (the loop then waits that long for
 real I/O before each jump) or run them on the real clock.
+
+Work the loop hands to a thread of its own process (the store's database transactions) takes
+:meth:`VirtualClock.hold` for as long as it runs: virtual time stands still until it is done,
+so its real duration (a SQLite file or a PostgreSQL server) never moves the clock.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from __future__ import annotations
 import asyncio
 import math
 import selectors
+import threading
 import time
 from collections.abc import Callable, Coroutine, Mapping
 from datetime import UTC, datetime, timedelta
@@ -74,6 +79,8 @@ class VirtualClock:
         self._start = start.astimezone(UTC)
         self._t = 0.0
         self.real_grace_s = real_grace_s
+        self._holds = 0
+        self._holds_lock = threading.Lock()
 
     def monotonic(self) -> float:
         return self._t
@@ -91,6 +98,28 @@ class VirtualClock:
         """Move the clock forward to the monotonic time ``monotonic`` (no-op if already past)."""
         self._t = max(self._t, monotonic)
 
+    def hold(self) -> Callable[[], None]:
+        """Keep virtual time still until the returned release is called (from any thread; a
+        second call does nothing): for real work in another thread whose end the loop must see
+        before it jumps to its next timer. Real I/O is served meanwhile."""
+        with self._holds_lock:
+            self._holds += 1
+        released = False
+
+        def release() -> None:
+            nonlocal released
+            with self._holds_lock:
+                if not released:
+                    released = True
+                    self._holds -= 1
+
+        return release
+
+    @property
+    def held(self) -> bool:
+        """True while some :meth:`hold` is not yet released."""
+        return self._holds > 0
+
     def _jump(self, seconds: float) -> None:
         # Float sums can land a hair short of the timer's due time; always move by at least one
         # unit in the last place so the loop never spins on a sub-resolution remainder.
@@ -107,6 +136,10 @@ class VirtualClock:
 
     def __repr__(self) -> str:
         return f"VirtualClock(now={self.now().isoformat()}, monotonic={self._t:.6f})"
+
+
+#: How long, in real time, a held clock's loop waits for I/O before it looks again.
+_HOLD_POLL_S = 0.05
 
 
 class _VirtualSelector(selectors.BaseSelector):
@@ -131,6 +164,9 @@ class _VirtualSelector(selectors.BaseSelector):
             return self._inner.select(None)
         if timeout <= 0:
             return self._inner.select(0)
+        if self._clock.held:
+            # Real work in flight: wait for it in real time (its end wakes the loop), never jump.
+            return self._inner.select(_HOLD_POLL_S)
         events = self._inner.select(min(timeout, self._clock.real_grace_s))
         if not events:
             self._clock._jump(timeout)
