@@ -78,6 +78,12 @@ def test_scale_is_exact() -> None:
     big = 2**64 - 1
     assert ScalerUnit(-4, Unit.WATT_HOUR).scale(big) == Decimal("1844674407370955.1615")
     assert ScalerUnit(-128, Unit.COUNT).scale(1) == Decimal("1E-128")
+    # integers on both sides of the fast path's bound scale to the same exact digits and exponent
+    for raw in (0, 1, -1, 10**27 - 1, -(10**27) + 1, 10**27, -(10**27), 10**40 + 1, -(2**127)):
+        for scaler in (-128, -3, 0, 2, 127):
+            sign, digits, exponent = Decimal(raw).as_tuple()
+            expected = Decimal((sign, digits, int(exponent) + scaler))
+            assert ScalerUnit(scaler, Unit.WATT_HOUR).scale(raw).as_tuple() == expected.as_tuple()
     # floats take their shortest repr, specials stay special
     assert ScalerUnit(-1, Unit.VOLT).scale(2307.5) == Decimal("230.75")
     assert ScalerUnit(0, Unit.VOLT).scale(0.1) == Decimal("0.1")

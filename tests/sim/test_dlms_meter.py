@@ -86,6 +86,40 @@ def test_range_selection_computes_only_the_rows_asked_for() -> None:
     assert len(table.value) == 5
 
 
+def test_profile_rows_are_computed_once_until_the_meter_state_changes(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    clock = VirtualClock(START)
+    meter = _meter(clock=clock)
+    clock.advance(2 * 86400)
+    entry = meter.profile.object("1.0.99.1.0.255")
+    start = START + dt.timedelta(days=1)
+    selection = RangeDescriptor.by_time(start, start + dt.timedelta(hours=12)).to_selective_access()
+    calls = 0
+    compute = type(meter).column_value
+
+    def counted(self: object, column: object, at: dt.datetime) -> Data:
+        nonlocal calls
+        calls += 1
+        return compute(self, column, at)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(type(meter), "column_value", counted)
+    first = select_buffer(meter.profile_buffer(entry), selection)
+    computed = calls
+    assert computed > 0
+    assert select_buffer(meter.profile_buffer(entry), selection) == first
+    assert calls == computed  # the second read came from the cache
+    # Any change of the meter's state empties the cache: a disconnect (cut intervals) ...
+    meter.disconnect_trigger(DisconnectTrigger.REMOTE_DISCONNECT)
+    assert select_buffer(meter.profile_buffer(entry), selection) == first  # the cut is later
+    assert calls == 2 * computed
+    # ... and a clock offset, which moves the meter's time stamps and so the values at them.
+    meter.set_meter_time(meter.meter_now() + dt.timedelta(minutes=7))
+    shifted = select_buffer(meter.profile_buffer(entry), selection)
+    assert calls == 3 * computed
+    assert shifted != first
+
+
 def test_disconnect_cuts_the_load_and_stops_the_registers() -> None:
     clock = VirtualClock(START + dt.timedelta(hours=18))
     meter = _meter(clock=clock)

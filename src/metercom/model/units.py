@@ -16,7 +16,7 @@ plain ``int`` so nothing is lost, and :func:`unit_symbol` renders it as ``unit(<
 from __future__ import annotations
 
 import enum
-from decimal import Decimal
+from decimal import Context, Decimal
 from typing import TYPE_CHECKING, NamedTuple
 
 from metercom.errors import MetercomError
@@ -290,6 +290,9 @@ _INFO: dict[int, tuple[str, str]] = {
 }
 
 _BY_CODE: dict[int, Unit] = {int(u): u for u in Unit}
+#: Integers below this have fewer digits than :data:`_SCALE_CONTEXT` keeps: ``scaleb`` is exact.
+_EXACT = 10**27
+_SCALE_CONTEXT = Context(prec=28)
 
 
 def unit_symbol(unit: Unit | int) -> str:
@@ -338,6 +341,8 @@ class ScalerUnit(NamedTuple):
         Integers (what registers carry) scale exactly. A float (float32/float64 registers) is
         first taken at its shortest ``repr``, so ``0.1`` stays ``0.1``; inf and nan stay special.
         """
+        if type(raw) is int and -_EXACT < raw < _EXACT:  # the common case, exact within precision
+            return Decimal(raw).scaleb(self.scaler, _SCALE_CONTEXT)
         if isinstance(raw, bool):
             raise UnitError("a boolean cannot be scaled")
         if isinstance(raw, int):

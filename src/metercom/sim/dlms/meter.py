@@ -31,7 +31,8 @@ Theory of operation:
   to ``profile_entries``; the billing profile (``1.0.98.1.0.255``) one per month; event logs
   (``0.0.99.98.x.255``) one per load-model event of their group; other profiles with capture
   period 0 (scaler and instantaneous profiles) one row "now". Range selection by capture time
-  is arithmetic, so only the rows asked for are computed.
+  is arithmetic, so only the rows asked for are computed, and each periodic row once: computed
+  rows are kept per meter (bounded) until the meter's clock, relay or attributes change.
 * Association LN attribute 2 is the object list of the association asking; access rights are
   the profile's, per association.
 * Disconnect control (class 70) follows the Blue Book transition table of its control mode.
@@ -93,6 +94,9 @@ __all__ = [
 _WH_MJ = 3_600_000
 #: Cached readings per meter (a day of 15-minute rows, a few times over).
 _POINT_CACHE = 512
+#: Computed profile rows kept per meter (two days of 15-minute rows, about 200 kB; see
+#: :meth:`SimulatedDlmsMeter._row_cache`).
+_ROW_CACHE = 192
 _DAY = _dt.timedelta(days=1)
 _EPOCH = _dt.datetime(1970, 1, 1, tzinfo=_dt.UTC)
 _CLOCK = Obis(0, 0, 1, 0, 0, 255)
@@ -183,8 +187,12 @@ class Metrology:
         """The energy vector the load drew up to ``at`` (disconnections ignored).
 
         Starts from the latest cached reading of the same UTC day before ``at`` (profile rows
-        are read in ascending order, so each row costs one capture period of steps).
+        are read in ascending order, so each row costs one capture period of steps). The load
+        model counts whole steps only, so the value is the one at the start of ``at``'s step;
+        points are kept at step starts (chaining from a point inside a step would drop the
+        partial steps at both ends, and freeze the register under reads a step apart or less).
         """
+        at -= (at - self._day0) % self.load.config.step
         cached = self._points.get(at)
         if cached is not None:
             return cached
@@ -328,13 +336,23 @@ class _TimedBuffer:
     def entries_in_use(self) -> int:
         return self.count
 
+    cache: dict[tuple[Obis, _dt.datetime], list[Data]] | None = None
+
     def rows(self, first: int, last: int) -> Iterable[Sequence[Data]]:
         out = []
+        cache, name = self.cache, self.entry.logical_name
         for index, at in zip(range(first, last + 1), self.times(first, last), strict=True):
+            if cache is not None:
+                found = cache.get((name, at))
+                if found is not None:
+                    out.append(found)
+                    continue
             row = []
             for column in self.columns:
                 cell = self.cells(index, at, column) if self.cells is not None else None
                 row.append(cell if cell is not None else self.meter.column_value(column, at))
+            if cache is not None and len(cache) < _ROW_CACHE:
+                cache[(name, at)] = row
             out.append(row)
         return out
 
@@ -410,6 +428,10 @@ class SimulatedDlmsMeter:
         tariffs_exp = [base[1] // 2, base[1] - base[1] // 2] + [0] * (_TARIFFS - 2)
         self.metrology = Metrology(self.load, self.anchor, [*base, *tariffs_imp, *tariffs_exp])
         self._capture_period_of: dict[Obis, int] = {}
+        self._rows: dict[tuple[Obis, _dt.datetime], list[Data]] = {}
+        self._rows_token: tuple[object, ...] = ()
+        #: Bumped by every state change the row cache cannot see in its token.
+        self._revision = 0
         for entry in self.profile.objects:
             if entry.class_id == 7:
                 period = entry.value("capture_period").as_int()
@@ -467,6 +489,7 @@ class SimulatedDlmsMeter:
         new = ControlState(next_state(mode, state, trigger))
         self.values[key] = Data.enum(int(new))
         self.values[(entry.logical_name, 2)] = Data.boolean(output_state(new))
+        self._revision += 1
         now = self.true_now()
         if output_state(new):
             self.metrology.close_relay(now)
@@ -777,7 +800,38 @@ class SimulatedDlmsMeter:
             b = math.floor((hi - first_time) / step) + 1
             return max(a, 1), min(b, count)
 
-        return _TimedBuffer(self, entry, columns, times, count, locate)
+        return _TimedBuffer(self, entry, columns, times, count, locate, cache=self._row_cache())
+
+    def _row_cache(self) -> dict[tuple[Obis, _dt.datetime], list[Data]]:
+        """Rows of periodic profiles already computed, by (profile, capture time).
+
+        A row is a pure function of its capture time and the meter's state, so it is computed
+        once (a day of load profile costs its load-model steps once, not at every read). The
+        cache is emptied whenever that state may have changed: the clock (offset, drift, time
+        zone, DST rules), the relay's cut intervals, any attribute written (``values``,
+        ``programming_count``), and when it is full (:data:`_ROW_CACHE` rows), so the next
+        window read is kept instead.
+        """
+        state = self.clock_state
+        token = (
+            state.offset,
+            state.drift_ppm,
+            state.drift_since,
+            state.time_zone,
+            state.dst_enabled,
+            state.dst_deviation,
+            state.dst_begin,
+            state.dst_end,
+            self.no_deviation,
+            tuple(self.metrology.off),
+            self.programming_count,
+            len(self.values),
+            self._revision,
+        )
+        if token != self._rows_token or len(self._rows) >= _ROW_CACHE:
+            self._rows = {}
+            self._rows_token = token
+        return self._rows
 
     def _monthly_buffer(
         self, entry: ObjectEntry, columns: list[CaptureObjectDefinition], limit: int, now: _dt.datetime
@@ -914,6 +968,7 @@ class SimulatedDlmsMeter:
             self.clock_state.time_zone = value.as_int()
         self.values[(entry.logical_name, attribute)] = value
         self.programming_count += 1
+        self._revision += 1
         return DataAccessResult.SUCCESS
 
     def invoke_method(
