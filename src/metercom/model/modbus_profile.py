@@ -57,6 +57,7 @@ __all__ = [
     "RecordLayout",
     "RegisterTable",
     "RelaySpec",
+    "RuleSlotSpec",
     "VoltageModeSpec",
     "load_modbus_profile",
     "profile_names",
@@ -276,8 +277,29 @@ class VoltageModeSpec:
 
 
 @dataclass(frozen=True, slots=True)
+class RuleSlotSpec:
+    """Slots for rules the device evaluates itself (``[relays.rules]``).
+
+    Slot k is ``slots.size`` holding registers from ``slots.address(k)``: the fields ``length``
+    (bytes of the slot image, 0 = empty) and ``crc`` (CRC-32 of the image), then the image from
+    ``image_offset``, two bytes per register, high byte first. ``status`` holds the read-only
+    per-slot state the device keeps (fields ``state``, ``result``, ``triggered_count``,
+    ``changed_at``, ``crc``). The image is :func:`metercom.model.rules.slots.encode_slot`'s.
+    """
+
+    slots: RecordLayout
+    image_offset: int
+    status: RecordLayout
+
+    @property
+    def image_bytes(self) -> int:
+        """Largest image a slot holds."""
+        return 2 * (self.slots.size - self.image_offset)
+
+
+@dataclass(frozen=True, slots=True)
 class RelaySpec:
-    """Relay outputs as a bit mask register, and optional action slots."""
+    """Relay outputs as a bit mask register, and optional action and rule slots."""
 
     count: int
     state: str
@@ -287,6 +309,7 @@ class RelaySpec:
     slots: RecordLayout | None
     actions: Mapping[int, str]
     triggers: Mapping[int, str]
+    rules: RuleSlotSpec | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -774,6 +797,29 @@ def _parse(data: Mapping[str, Any], where: str) -> ModbusProfile:
             }
             if missing:
                 raise slot_reader.fail(f"slot fields missing: {', '.join(sorted(missing))}")
+        rule_slots = None
+        if (rules_data := reader.table("rules")) is not None:
+            rules_where = f"{where} [relays.rules]"
+            rule_layout, rules_reader = _record(rules_data, rules_where, order, None)
+            image_offset = rules_reader.req_int("image_offset", 1, rule_layout.size - 1)
+            status_data = rules_reader.table("status", required=True) or {}
+            status_layout, status_reader = _record(
+                status_data, f"{rules_where} [status]", order, rule_layout.count
+            )
+            status_reader.check_unknown()
+            rules_reader.check_unknown()
+            if any(f.offset + f.width > image_offset for f in rule_layout.fields):
+                raise rules_reader.fail("slot fields must lie before 'image_offset'")
+            for layout, wanted, label in (
+                (rule_layout, {"length", "crc"}, "slot"),
+                (status_layout, {"state", "result", "triggered_count", "changed_at", "crc"}, "status"),
+            ):
+                missing = wanted - {f.name for f in layout.fields}
+                if missing:
+                    raise rules_reader.fail(f"{label} fields missing: {', '.join(sorted(missing))}")
+            if status_layout.base < rule_layout.end and rule_layout.base < status_layout.end:
+                raise rules_reader.fail("rule slots and their status records overlap")
+            rule_slots = RuleSlotSpec(rule_layout, image_offset, status_layout)
         names_list = reader.array("names")
         load_relay = reader.integer("load_relay")
         relays = RelaySpec(
@@ -785,6 +831,7 @@ def _parse(data: Mapping[str, Any], where: str) -> ModbusProfile:
             slots=slots,
             actions=actions,
             triggers=triggers,
+            rules=rule_slots,
         )
         reader.check_unknown()
         if len(relays.names) != count:
@@ -833,9 +880,12 @@ def _parse(data: Mapping[str, Any], where: str) -> ModbusProfile:
     top.check_unknown()
     if reset_fn is not None and reset_fn not in profile.functions:
         raise top.fail(f"reset_energy_function 0x{reset_fn:02X} is not in 'functions'")
+    rule_spec = relays.rules if relays else None
     records = (
         (relays.slots if relays else None, "relay slots"),
         (event_log.entries if event_log else None, "event log"),
+        (rule_spec.slots if rule_spec else None, "rule slots"),
+        (rule_spec.status if rule_spec else None, "rule status"),
     )
     for record, label in records:
         if record is None:

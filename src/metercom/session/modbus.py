@@ -86,10 +86,12 @@ from metercom.model.modbus_profile import (
     Probe,
     RegisterTable,
     RelaySpec,
+    RuleSlotSpec,
     VoltageModeSpec,
     load_modbus_profile,
 )
 from metercom.model.reading import Reading, ReadingValue
+from metercom.model.rules.slots import RuleSlotError, image_of_registers, image_registers, slot_crc
 from metercom.session.bus import BusScheduler
 from metercom.transport import LineSettings, SimulatedEnd, Transport, open_transport
 
@@ -98,6 +100,7 @@ __all__ = [
     "ModbusDevice",
     "ModbusSession",
     "ResetEnergyPdu",
+    "RuleSlotStatus",
     "ScanResult",
     "decode_field",
     "encode_field",
@@ -591,6 +594,22 @@ class ModbusSession:
         return ScanResult(unit, None, "; ".join(notes))
 
 
+@dataclass(frozen=True, slots=True)
+class RuleSlotStatus:
+    """The status registers of one rule slot a device evaluates itself (``[relays.rules]``).
+
+    ``state`` 1 = triggered; ``result`` of the last evaluation: 0 false, 1 true, 2 undecided,
+    3 idle (empty slot or not yet evaluated); ``crc`` of the image the slot holds (0: empty).
+    """
+
+    index: int
+    state: int
+    result: int
+    triggered_count: int
+    changed_at: int
+    crc: int
+
+
 class ModbusDevice:
     """One unit on a :class:`ModbusSession`, read and commanded through its profile."""
 
@@ -782,6 +801,74 @@ class ModbusDevice:
         for item in layout.fields:
             registers[item.offset : item.offset + item.width] = encode_field(fields[item.name], item)
         await self.session.write_registers(self.unit, layout.address(slot.index), registers)
+
+    # -- rule slots (rules the device evaluates itself) -------------------------------------------
+
+    def _rule_slots(self) -> RuleSlotSpec:
+        relays = self._relays()
+        if relays.rules is None:
+            raise ConfigError(f"profile {self.profile.name} has no rule slots")
+        return relays.rules
+
+    async def read_rule_status(self) -> list[RuleSlotStatus]:
+        """The status of every rule slot (one request)."""
+        layout = self._rule_slots().status
+        registers = await self.session.read_holding_registers(
+            self.unit, layout.base, layout.size * layout.count
+        )
+        out = []
+        for index in range(layout.count):
+            fields = _record_fields(registers[index * layout.size : (index + 1) * layout.size], layout.fields)
+            out.append(
+                RuleSlotStatus(
+                    index,
+                    fields["state"],
+                    fields["result"],
+                    fields["triggered_count"],
+                    fields["changed_at"],
+                    fields["crc"],
+                )
+            )
+        return out
+
+    async def read_rule_image(self, index: int) -> bytes:
+        """The image rule slot ``index`` holds (b"" when empty); its length and CRC are checked.
+
+        Raises :class:`~metercom.model.rules.slots.RuleSlotError` (a RemoteProtocolError) when the
+        registers are inconsistent.
+        """
+        spec = self._rule_slots()
+        layout = spec.slots
+        registers = await self.session.read_holding_registers(self.unit, layout.address(index), layout.size)
+        fields = _record_fields(registers, layout.fields)
+        image = image_of_registers(registers[spec.image_offset :], min(fields["length"], spec.image_bytes))
+        if len(image) != fields["length"] or slot_crc(image) != fields["crc"]:
+            raise RuleSlotError(
+                f"unit {self.unit} rule slot {index}: length {fields['length']} / CRC 0x{fields['crc']:08X} "
+                f"do not match the image it holds"
+            )
+        return image
+
+    async def write_rule_image(self, index: int, image: bytes) -> None:
+        """Write rule slot ``index`` whole in one 0x10 request (``b""`` empties it).
+
+        The device checks the CRC and the image and refuses an invalid one with exception 0x03
+        (IllegalDataValue), changing nothing.
+        """
+        spec = self._rule_slots()
+        layout = spec.slots
+        if len(image) > spec.image_bytes:
+            raise InputError(
+                f"{self.profile.name}: a rule slot holds at most {spec.image_bytes} bytes, "
+                f"the image has {len(image)}"
+            )
+        registers = [0] * spec.image_offset
+        header = {"length": len(image), "crc": slot_crc(image)}
+        for item in layout.fields:
+            registers[item.offset : item.offset + item.width] = encode_field(header[item.name], item)
+        await self.session.write_registers(
+            self.unit, layout.address(index), [*registers, *image_registers(image)]
+        )
 
     # -- event log -------------------------------------------------------------------------------
 

@@ -41,7 +41,8 @@ import math
 import random
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from functools import cache
 from typing import Final, Protocol
 
@@ -72,8 +73,20 @@ from metercom.model.modbus_profile import (
     ModbusProfile,
     Point,
     RegisterTable,
+    RuleSlotSpec,
     load_modbus_profile,
 )
+from metercom.model.rules import (
+    Command,
+    Rule,
+    RuleEngine,
+    RuleSlotError,
+    RuleState,
+    RuleTransition,
+    parse_image,
+    run_program,
+)
+from metercom.model.rules.slots import image_of_registers, program_of_image, relay_outputs, slot_crc
 from metercom.session.modbus import Framing, ResetEnergyPdu, line_silence_s
 from metercom.sim.fleet import LinkFaults
 from metercom.sim.load import Feeder, Household, LoadConfig, LoadModel
@@ -98,6 +111,14 @@ DEFAULT_ENERGY_WH: Final = 12345.0
 DEFAULT_ALARM_THRESHOLD_W: Final = 2300
 #: Firmware version pmtr3 simulators report (major.minor in high.low byte).
 FIRMWARE_VERSION: Final = 0x0100
+#: How often a device with rule slots samples its values and evaluates its rules (ms of device time).
+RULE_SAMPLE_PERIOD_MS: Final = 1000
+#: Most rule samples one catch-up evaluates; after a longer silence older seconds are skipped.
+MAX_RULE_CATCH_UP: Final = 86_400
+#: Rule slot ``result`` register values.
+RULE_FALSE, RULE_TRUE, RULE_UNDECIDED, RULE_IDLE = 0, 1, 2, 3
+#: Rule slot image format version the simulated pmtr3 evaluates.
+RULE_FORMAT: Final = 1
 
 _QUANTITIES: Final = (
     "voltage",
@@ -202,6 +223,30 @@ class _Rejected(Exception):
         super().__init__(reason)
 
 
+#: Phase quantities a device with rule slots samples: (profile quantity, rule suffix).
+_RULE_QUANTITIES: Final = (
+    ("voltage", "U"),
+    ("current", "I"),
+    ("active_power", "p"),
+    ("active_energy", "e"),
+    ("frequency", "f"),
+    ("power_factor", "pf"),
+)
+
+
+@dataclass(slots=True)
+class _RuleSlot:
+    """A rule slot the device holds: the accepted image, its program and the slot's status."""
+
+    rule: Rule
+    image: bytes
+    program: bytes
+    triggered: bool = False
+    result: int = RULE_IDLE
+    triggered_count: int = 0
+    changed_at: int = 0
+
+
 class SimulatedModbusDevice:
     """One simulated unit; see the module docstring."""
 
@@ -264,6 +309,25 @@ class SimulatedModbusDevice:
             self._log("power_on", 0, time=start)
         if self.profile.relays is not None and self.profile.has_point("relay_count"):
             self._set_point_raw("relay_count", self.profile.relays.count)
+        self._rule_spec: RuleSlotSpec | None = (
+            self.profile.relays.rules if self.profile.relays is not None else None
+        )
+        self._rules: dict[int, _RuleSlot] = {}
+        self._rule_engine = RuleEngine(max_slots=1, evaluate=self._run_rule_program)
+        self._rule_next_unix: int | None = None
+        #: Rule slot writes the device accepted that changed a slot (for tests: "writes once").
+        self.rule_slot_writes = 0
+        if self._rule_spec is not None:
+            spec = self._rule_spec
+            for name, value in (
+                ("rule_slot_count", spec.slots.count),
+                ("rule_image_bytes", spec.image_bytes),
+                ("rule_format", RULE_FORMAT),
+                ("rule_sample_period", RULE_SAMPLE_PERIOD_MS),
+            ):
+                self._set_point_raw(name, value)
+            for index in range(spec.slots.count):
+                self._set_rule_status(index, None)
 
     def __repr__(self) -> str:
         return f"<SimulatedModbusDevice {self.profile.name} unit {self.unit}>"
@@ -295,6 +359,13 @@ class SimulatedModbusDevice:
                 self._writable.add(address)
         if profile.event_log is not None:
             for address in range(profile.event_log.entries.base, profile.event_log.entries.end):
+                self._holding[address] = 0
+        rule_spec = relays.rules if relays is not None else None
+        if rule_spec is not None:
+            for address in range(rule_spec.slots.base, rule_spec.slots.end):
+                self._holding[address] = 0
+                self._writable.add(address)
+            for address in range(rule_spec.status.base, rule_spec.status.end):
                 self._holding[address] = 0
 
     def _set_point_raw(self, name: str | None, raw: int) -> None:
@@ -343,6 +414,8 @@ class SimulatedModbusDevice:
         now = clock.now()
         if self._slots_armed:
             self._run_action_slots(now)
+        if self._rules:
+            self._run_rules(now_s, now)
         last = self._last_update_s
         if force or self._dirty or last is None or now_s - last >= self.refresh_period_s:
             self._refresh_values(now_s, now)
@@ -511,6 +584,178 @@ class SimulatedModbusDevice:
             self._dirty = True  # the load relay changes what the meter measures
             self._log("relay_closed" if close else "relay_opened", relay, time=time)
 
+    # -- rules the device evaluates itself (pmtr3 [relays.rules]) -----------------------------------
+
+    def _write_rule_slot(self, spec: RuleSlotSpec, address: int, values: list[int]) -> None:
+        """A whole rule slot in one request: validated (length, CRC, image) before anything changes."""
+        layout = spec.slots
+        index = (address - layout.base) // layout.size
+        if address < layout.base or address != layout.address(index):
+            raise _Rejected(ExcCodes.ILLEGAL_ADDRESS, "a rule slot is written from its first register")
+        fields = {
+            item.name: _combine(values[item.offset : item.offset + item.width], item)
+            for item in layout.fields
+            if item.offset + item.width <= len(values)
+        }
+        length = fields.get("length")
+        if length is None or "crc" not in fields:
+            raise _Rejected(ExcCodes.ILLEGAL_VALUE, "rule slot header incomplete")
+        if length > spec.image_bytes:
+            raise _Rejected(
+                ExcCodes.ILLEGAL_VALUE, f"rule image of {length} bytes, at most {spec.image_bytes}"
+            )
+        expected = spec.image_offset + (length + 1) // 2
+        if len(values) != expected:
+            raise _Rejected(
+                ExcCodes.ILLEGAL_VALUE, f"rule slot {index}: write {expected} registers, got {len(values)}"
+            )
+        relays = self.profile.relays
+        assert relays is not None  # noqa: S101 - a rule spec lives in [relays]
+        image = b""
+        rule: Rule | None = None
+        try:
+            image = image_of_registers(values[spec.image_offset :], length)
+            if slot_crc(image) != fields["crc"]:
+                raise RuleSlotError(
+                    f"CRC 0x{fields['crc']:08X} does not match the image (0x{slot_crc(image):08X})"
+                )
+            if image:
+                rule = parse_image(image, relay_outputs(relays.count))
+        except RuleSlotError as exc:
+            raise _Rejected(ExcCodes.ILLEGAL_VALUE, f"rule slot {index}: {exc}") from None
+        current = self._rules.get(index)
+        if (current.image if current is not None else b"") == image:
+            return  # the same rule again: state, averages and counters stay
+        base = layout.address(index)
+        for i in range(layout.size):
+            self._holding[base + i] = values[i] if i < len(values) else 0
+        self.rule_slot_writes += 1
+        key = str(index)
+        self._rule_engine.remove(key)
+        if rule is None:
+            self._rules.pop(index, None)
+            self._set_rule_status(index, None)
+        else:
+            slot = _RuleSlot(rule, image, program_of_image(image))
+            self._rules[index] = slot
+            self._rule_engine.configure(key, [rule])
+            self._set_rule_status(index, slot)
+            if self._rule_next_unix is None:
+                self._rule_next_unix = int(self.device_time().timestamp()) + 1
+        self._log("rule_slot_written", index)
+
+    def _run_rule_program(self, rule: Rule, values: Mapping[str, Decimal]) -> bool:
+        program = next(s.program for s in self._rules.values() if s.rule is rule)
+        return run_program(program, values, validated=True)
+
+    def _restart_rules(self) -> None:
+        """After the clock was set: averages and states start afresh from the next whole second."""
+        for index, slot in self._rules.items():
+            self._rule_engine.remove(str(index))
+            self._rule_engine.configure(str(index), [slot.rule])
+            slot.triggered = False
+            slot.result = RULE_IDLE
+            self._set_rule_status(index, slot)
+        self._rule_next_unix = None if not self._rules else int(self.device_time().timestamp()) + 1
+
+    def _run_rules(self, now_s: float, now: datetime) -> None:
+        """Evaluate the rule slots at every whole second of device time up to now (catching up)."""
+        shift_s = self.clock_shift_s()
+        device_now = int(now.timestamp() + shift_s)
+        next_unix = self._rule_next_unix
+        if next_unix is None:
+            next_unix = device_now
+        next_unix = max(next_unix, device_now - MAX_RULE_CATCH_UP + 1)
+        for unix in range(next_unix, device_now + 1):
+            # The instant, on the running clock, at which the device clock read ``unix``.
+            sample_s = now_s - (now.timestamp() + shift_s - unix)
+            last = self._last_update_s
+            at_s = sample_s if last is None else max(sample_s, last)
+            self._refresh_values(at_s, now - timedelta(seconds=now_s - at_s))
+            self._evaluate_rules(datetime.fromtimestamp(unix, UTC))
+        self._rule_next_unix = device_now + 1
+
+    def _rule_values(self) -> dict[str, Decimal]:
+        """The rule quantities of the registers as they are now (what a read would return)."""
+        values: dict[str, Decimal] = {}
+        line_to_line = self._line_to_line()
+        for phase in range(1, self.profile.phases + 1):
+            for quantity, suffix in _RULE_QUANTITIES:
+                point = self._phase_points.get((phase, quantity))
+                if point is None or (suffix == "U" and line_to_line):
+                    continue
+                raw = _combine(
+                    [self._table(point.table)[point.address + i] for i in range(point.width)], point
+                )
+                values[f"L{phase}{suffix}"] = Decimal(raw) * point.scale
+        for suffix in ("U", "I", "p", "e"):
+            phases = [values[f"L{n}{suffix}"] for n in (1, 2, 3) if f"L{n}{suffix}" in values]
+            if phases:
+                total = sum(phases, Decimal(0))
+                values[f"T{suffix}"] = total / len(phases) if suffix == "U" else total
+        if "L1f" in values:
+            values["Tf"] = values["L1f"]
+        return values
+
+    def _evaluate_rules(self, at: datetime) -> None:
+        values = self._rule_values()
+        for index in sorted(self._rules):
+            slot = self._rules[index]
+            transitions = self._rule_engine.observe(str(index), at, values)
+            status = self._rule_engine.status(str(index))
+            result = status[0].last_result if status else None
+            if not slot.rule.enabled:
+                slot.result = RULE_IDLE
+            else:
+                slot.result = RULE_UNDECIDED if result is None else (RULE_TRUE if result else RULE_FALSE)
+            for transition in transitions:
+                self._rule_transition(index, slot, transition)
+            self._set_rule_status(index, slot)
+
+    def _rule_transition(self, index: int, slot: _RuleSlot, transition: RuleTransition) -> None:
+        triggered = transition.state is RuleState.TRIGGERED
+        slot.triggered = triggered
+        slot.changed_at = int(transition.at.timestamp())
+        if triggered:
+            slot.triggered_count += 1
+        if transition.dry_run:
+            self._log(
+                "rule_dry_run_triggered" if triggered else "rule_dry_run_recovered", index, time=transition.at
+            )
+            return
+        close = transition.command in (Command.CONNECT, Command.HIGH)
+        for target in transition.targets:
+            self._switch_relay(int(target.removeprefix("relay")), close, time=transition.at)
+        self._log("rule_triggered" if triggered else "rule_recovered", index, time=transition.at)
+
+    def _set_rule_status(self, index: int, slot: _RuleSlot | None) -> None:
+        spec = self._rule_spec
+        if spec is None:
+            return
+        fields = {
+            "state": int(slot.triggered) if slot is not None else 0,
+            "result": slot.result if slot is not None else RULE_IDLE,
+            "triggered_count": slot.triggered_count if slot is not None else 0,
+            "changed_at": slot.changed_at if slot is not None else 0,
+            "crc": slot_crc(slot.image) if slot is not None else 0,
+        }
+        base = spec.status.address(index)
+        for item in spec.status.fields:
+            for i, register in enumerate(_split(fields[item.name], item)):
+                self._holding[base + item.offset + i] = register
+
+    def rule_status(self, index: int) -> dict[str, int]:
+        """The status registers of rule slot ``index`` (for tests and tools)."""
+        spec = self._rule_spec
+        if spec is None:
+            raise InputError(f"profile {self.profile.name} has no rule slots")
+        self.update()
+        base = spec.status.address(index)
+        return {
+            item.name: _combine([self._holding[base + item.offset + i] for i in range(item.width)], item)
+            for item in spec.status.fields
+        }
+
     # -- requests --------------------------------------------------------------------------------
 
     def execute(self, request: ModbusPDU) -> ModbusPDU:
@@ -563,6 +808,10 @@ class SimulatedModbusDevice:
     def _write(self, address: int, values: list[int]) -> None:
         """Validate the whole write, then apply it and its side effects."""
         addresses = range(address, address + len(values))
+        spec = self._rule_spec
+        if spec is not None and address < spec.slots.end and spec.slots.base < addresses.stop:
+            self._write_rule_slot(spec, address, values)
+            return
         for a in addresses:
             if a not in self._writable:
                 raise _Rejected(ExcCodes.ILLEGAL_ADDRESS, f"holding 0x{a:04X} is not writable")
@@ -603,6 +852,7 @@ class SimulatedModbusDevice:
             self.clock_offset_s = new_raw[clock.point] - current_clock().now().timestamp()
             self._drift_since_s = current_clock().monotonic()  # the drift starts again from the set time
             self._log("clock_set", 0)
+            self._restart_rules()
         relay_state = relays.state if relays is not None else None
         applied_elsewhere = {relay_state, clock.point if clock is not None else None}
         for a, value in zip(addresses, values, strict=True):
