@@ -8,7 +8,6 @@ import asyncio
 import itertools
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -169,8 +168,8 @@ class Listener:
         self.calls.append(("available", meter))
 
 
-async def setup(tmp_path: Path, fleet: Fleet, **options: Any) -> tuple[Store, HeadEnd]:
-    store = await Store.open(tmp_path / "store.db")
+async def setup(store_url: str, fleet: Fleet, **options: Any) -> tuple[Store, HeadEnd]:
+    store = await Store.open(store_url)
     configs = ConfigStore(store)
     await configs.apply(CONFIG, actor="test")
     headend = HeadEnd(store, configs, links=LinkPool(fleet.open), session_factory=fleet.factory, **options)
@@ -178,11 +177,11 @@ async def setup(tmp_path: Path, fleet: Fleet, **options: Any) -> tuple[Store, He
     return store, headend
 
 
-async def test_transport_errors_retry_with_exponential_backoff(tmp_path: Path, vclock: VirtualClock) -> None:
+async def test_transport_errors_retry_with_exponential_backoff(store_url: str, vclock: VirtualClock) -> None:
     fleet = Fleet(duration_s=1.0)
     fleet.script["a"] = [TransportTimeout("x"), TransportTimeout("x"), TransportTimeout("x"), None]
     store, headend = await setup(
-        tmp_path, fleet, retry=RetryPolicy(transport_retries=3, transport_backoff_s=30)
+        store_url, fleet, retry=RetryPolicy(transport_retries=3, transport_backoff_s=30)
     )
     t0 = asyncio.get_running_loop().time()
     outcome = await headend.read_now("a", "p")
@@ -197,13 +196,13 @@ async def test_transport_errors_retry_with_exponential_backoff(tmp_path: Path, v
 
 
 async def test_protocol_error_retried_once_then_quarantined_with_bytes_audited(
-    tmp_path: Path, vclock: VirtualClock
+    store_url: str, vclock: VirtualClock
 ) -> None:
     fleet = Fleet(duration_s=1.0)
     bad = RemoteProtocolError("bad BCC", layer="iec62056-21", data=b"\x02garbage\x03")
     fleet.script["a"] = [bad, bad]
     listener = Listener()
-    store, headend = await setup(tmp_path, fleet, listener=listener)
+    store, headend = await setup(store_url, fleet, listener=listener)
     outcome = await headend.read_now("a", "p")
     assert not outcome.ok
     assert outcome.attempts == 2
@@ -219,11 +218,11 @@ async def test_protocol_error_retried_once_then_quarantined_with_bytes_audited(
     await store.close()
 
 
-async def test_auth_failure_quarantines_with_one_alarm_each_way(tmp_path: Path, vclock: VirtualClock) -> None:
+async def test_auth_failure_quarantines_with_one_alarm_each_way(store_url: str, vclock: VirtualClock) -> None:
     fleet = Fleet(duration_s=1.0)
     fleet.script["a"] = [AuthenticationError("wrong password")]
     listener = Listener()
-    store, headend = await setup(tmp_path, fleet, listener=listener)
+    store, headend = await setup(store_url, fleet, listener=listener)
     first = await headend.read_now("a", "p")
     assert not first.ok
     assert first.attempts == 1
@@ -240,10 +239,10 @@ async def test_auth_failure_quarantines_with_one_alarm_each_way(tmp_path: Path, 
 
 
 async def test_serial_line_one_at_a_time_and_on_demand_overtakes(
-    tmp_path: Path, vclock: VirtualClock
+    store_url: str, vclock: VirtualClock
 ) -> None:
     fleet = Fleet(duration_s=10.0)
-    store, headend = await setup(tmp_path, fleet)
+    store, headend = await setup(store_url, fleet)
     for meter in ("a", "b", "c"):
         headend.collector.request(meter, "p")
     await asyncio.sleep(1.0)  # "a" is talking, "b" and "c" wait
@@ -258,9 +257,9 @@ async def test_serial_line_one_at_a_time_and_on_demand_overtakes(
     await store.close()
 
 
-async def test_tcp_line_runs_in_parallel_up_to_its_limit(tmp_path: Path, vclock: VirtualClock) -> None:
+async def test_tcp_line_runs_in_parallel_up_to_its_limit(store_url: str, vclock: VirtualClock) -> None:
     fleet = Fleet(duration_s=10.0)
-    store, headend = await setup(tmp_path, fleet)
+    store, headend = await setup(store_url, fleet)
     for meter in ("t1", "t2", "t3"):
         headend.collector.request(meter, "p")
     await headend.wait_idle()
@@ -273,9 +272,9 @@ async def test_tcp_line_runs_in_parallel_up_to_its_limit(tmp_path: Path, vclock:
     await store.close()
 
 
-async def test_command_idempotency_and_relay_read_back(tmp_path: Path, vclock: VirtualClock) -> None:
+async def test_command_idempotency_and_relay_read_back(store_url: str, vclock: VirtualClock) -> None:
     fleet = Fleet(duration_s=1.0)
-    store, headend = await setup(tmp_path, fleet)
+    store, headend = await setup(store_url, fleet)
     first = await headend.command("disconnect", "t1", requested_by="alice", idempotency_key="k-1")
     assert first.state is CommandState.SUCCEEDED
     assert first.result == {"relay": "open", "confirmed": True}
@@ -296,9 +295,9 @@ async def test_command_idempotency_and_relay_read_back(tmp_path: Path, vclock: V
     await store.close()
 
 
-async def test_time_sync_only_beyond_threshold_and_confirmed(tmp_path: Path, vclock: VirtualClock) -> None:
+async def test_time_sync_only_beyond_threshold_and_confirmed(store_url: str, vclock: VirtualClock) -> None:
     fleet = Fleet(duration_s=1.0)
-    store, headend = await setup(tmp_path, fleet)
+    store, headend = await setup(store_url, fleet)
     fleet.clock_offset_s["a"] = 4.0
     small = await headend.command("time_sync", "a", {"threshold_s": 10}, requested_by="op")
     assert small.result is not None

@@ -1,5 +1,5 @@
 # ruff: noqa: ARG002
-"""HeadEnd end to end: simulated IEC 62056-21 meters on simulated lines, a real SQLite store,
+"""HeadEnd end to end: simulated IEC 62056-21 meters on simulated lines, a real store (SQLite and PostgreSQL),
 schedules on virtual time, a link cut for hours, live reload and a clean stop."""
 
 from __future__ import annotations
@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 from collections import Counter
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import pytest
 
@@ -77,9 +76,9 @@ async def until(clock: VirtualClock, hours: float) -> None:
 
 
 async def make(
-    tmp_path: Path, text: str, sims: SimFleet, **options: object
+    store_url: str, text: str, sims: SimFleet, **options: object
 ) -> tuple[Store, ConfigStore, HeadEnd]:
-    store = await Store.open(tmp_path / "store.db")
+    store = await Store.open(store_url)
     configs = ConfigStore(store)
     await configs.apply(text, actor="test")
     headend = HeadEnd(store, configs, links=LinkPool(sims.open), **options)  # type: ignore[arg-type]
@@ -87,13 +86,13 @@ async def make(
 
 
 async def test_simulated_day_with_a_cut_link_stores_every_read_once(
-    tmp_path: Path, vclock: VirtualClock
+    store_url: str, vclock: VirtualClock
 ) -> None:
     sims = SimFleet()
     for line in ("opt-1", "opt-2"):
         sims.add(line)
     text = fleet({"m-1": "opt-1", "m-2": "opt-2"})
-    store, _, headend = await make(tmp_path, text, sims, retry=RetryPolicy(transport_retries=2))
+    store, _, headend = await make(store_url, text, sims, retry=RetryPolicy(transport_retries=2))
     await headend.start()
 
     async def outage() -> None:
@@ -131,11 +130,11 @@ async def test_simulated_day_with_a_cut_link_stores_every_read_once(
     await store.close()
 
 
-async def test_two_meters_on_one_serial_line_never_overlap(tmp_path: Path, vclock: VirtualClock) -> None:
+async def test_two_meters_on_one_serial_line_never_overlap(store_url: str, vclock: VirtualClock) -> None:
     sims = SimFleet()
     line = sims.add("opt-1")
     text = fleet({"m-1": "opt-1", "m-2": "opt-1", "m-3": "opt-1"}, lines=("opt-1",))
-    store, _, headend = await make(tmp_path, text, sims)
+    store, _, headend = await make(store_url, text, sims)
     writes: list[tuple[float, bytes]] = []
     original = line.a.write
 
@@ -163,11 +162,11 @@ async def test_two_meters_on_one_serial_line_never_overlap(tmp_path: Path, vcloc
     await store.close()
 
 
-async def test_live_reload_adds_and_removes_meters(tmp_path: Path, vclock: VirtualClock) -> None:
+async def test_live_reload_adds_and_removes_meters(store_url: str, vclock: VirtualClock) -> None:
     sims = SimFleet()
     for line in ("opt-1", "opt-2"):
         sims.add(line)
-    store, configs, headend = await make(tmp_path, fleet({"m-1": "opt-1"}), sims)
+    store, configs, headend = await make(store_url, fleet({"m-1": "opt-1"}), sims)
     await headend.start()
     await until(vclock, 1.1)
     await headend.wait_idle()
@@ -184,11 +183,11 @@ async def test_live_reload_adds_and_removes_meters(tmp_path: Path, vclock: Virtu
     await store.close()
 
 
-async def test_stop_is_bounded_with_a_conversation_in_flight(tmp_path: Path, vclock: VirtualClock) -> None:
+async def test_stop_is_bounded_with_a_conversation_in_flight(store_url: str, vclock: VirtualClock) -> None:
     sims = SimFleet()
     for line in ("opt-1", "opt-2"):
         sims.add(line)
-    store, _, headend = await make(tmp_path, fleet({"m-1": "opt-1"}), sims, stop_timeout_s=0.5)
+    store, _, headend = await make(store_url, fleet({"m-1": "opt-1"}), sims, stop_timeout_s=0.5)
     await headend.start()
     await until(vclock, 1 + 1 / 3600)  # the readout at 300 Bd is under way
     assert headend.scheduler.line_status()[0].running == 1
@@ -201,11 +200,11 @@ async def test_stop_is_bounded_with_a_conversation_in_flight(tmp_path: Path, vcl
     await store.close()
 
 
-async def test_status_shows_next_read(tmp_path: Path, vclock: VirtualClock) -> None:
+async def test_status_shows_next_read(store_url: str, vclock: VirtualClock) -> None:
     sims = SimFleet()
     for line in ("opt-1", "opt-2"):
         sims.add(line)
-    store, _, headend = await make(tmp_path, fleet({"m-1": "opt-1"}), sims)
+    store, _, headend = await make(store_url, fleet({"m-1": "opt-1"}), sims)
     await headend.start()
     await asyncio.sleep(0)
     (row,) = headend.status()

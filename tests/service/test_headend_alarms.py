@@ -102,7 +102,7 @@ async def until(clock: VirtualClock, minutes: float) -> None:
 
 
 async def test_comm_loss_once_down_once_up_and_acknowledge_survives_a_restart(
-    tmp_path: Path, vclock: VirtualClock
+    store_url: str, tmp_path: Path, vclock: VirtualClock
 ) -> None:
     bus = build_bus({1: "pmtr3"}, start=START)
     server = await bus.serve_url("tcp://127.0.0.1:0", "tcp")
@@ -110,7 +110,7 @@ async def test_comm_loss_once_down_once_up_and_acknowledge_survives_a_restart(
     mailbox = Mailbox()
     loop = asyncio.get_running_loop()
     smtp = await loop.create_server(lambda: SMTP(mailbox, hostname="mail.test", loop=loop), "127.0.0.1", 0)
-    store = await Store.open(tmp_path / "store.db")
+    store = await Store.open(store_url)
     configs = ConfigStore(store)
     await configs.apply(fleet(port, smtp.sockets[0].getsockname()[1]), actor="test")
 

@@ -26,6 +26,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from aiosmtpd.smtp import SMTP
 
+from headend_support import DLMS_SECRETS, dlms_meter_toml, serve_dlms_meter
 from metercom.clock import VirtualClock
 from metercom.errors import InputError
 from metercom.service.adapters import MeterSessionFactory
@@ -36,8 +37,7 @@ from metercom.service.notify import AlarmKind
 from metercom.service.prepaid import ReadingEvent, RelayEvent, ReminderEvent, TopUpEvent
 from metercom.service.store import CommandState, Store
 from metercom.service.store.automation import AutomationStore
-from metercom.sim.dlms import DlmsMeterDevice, build_meter, secret_environment
-from metercom.transport import Transport, TransportServer, serve
+from metercom.sim.dlms import secret_environment
 
 START = datetime(2026, 3, 2, 10, tzinfo=UTC)  # a Monday, 15:30 IST
 IST = ZoneInfo("Asia/Kolkata")
@@ -66,22 +66,7 @@ def fleet(dlms_port: int, smtp_port: int) -> str:
     return f"""
 [service]
 name = "prepaid"
-
-[secrets]
-guek = "env:METERCOM_SIM_GUEK"
-gak = "env:METERCOM_SIM_GAK"
-
-[[meters]]
-id = "house-1"
-protocol = "dlms"
-url = "tcp://127.0.0.1:{dlms_port}"
-address = {{ client = 1, logical = 1 }}
-authentication = "high-gmac"
-security = "authenticated-encrypted"
-keys = {{ encryption = "secret:guek", authentication = "secret:gak" }}
-device_profile = "generic"
-groups = ["prepaid"]
-
+{DLMS_SECRETS}{dlms_meter_toml("house-1", dlms_port, "prepaid")}
 [[groups]]
 id = "prepaid"
 
@@ -132,22 +117,19 @@ async def until(clock: VirtualClock, at: datetime) -> None:
     await asyncio.sleep(max(0.0, (at - clock.now()).total_seconds()))
 
 
-async def test_household_reminders_disconnect_and_top_up(tmp_path: Path, vclock: VirtualClock) -> None:
-    device = DlmsMeterDevice(build_meter("generic", clock=vclock, seed=7, serial="00000007"))
-
-    async def handler(transport: Transport) -> None:
-        await device.serve_wrapper(transport)
-
-    meter_server: TransportServer = await serve("tcp://127.0.0.1:0", handler)
-    dlms_port = int(meter_server.url.rsplit(":", 1)[1])
+async def test_household_reminders_disconnect_and_top_up(
+    store_url: str, tmp_path: Path, vclock: VirtualClock
+) -> None:
+    meter = await serve_dlms_meter(vclock, seed=7)
+    device = meter.device
     mailbox = Mailbox(clock=vclock)
     loop = asyncio.get_running_loop()
     smtp = await loop.create_server(lambda: SMTP(mailbox, hostname="mail.test", loop=loop), "127.0.0.1", 0)
     smtp_port = smtp.sockets[0].getsockname()[1]
 
-    store = await Store.open(tmp_path / "store.db")
+    store = await Store.open(store_url)
     configs = ConfigStore(store)
-    applied = await configs.apply(fleet(dlms_port, smtp_port), actor="test")
+    applied = await configs.apply(fleet(meter.port, smtp_port), actor="test")
     del applied
     headend = HeadEnd(
         store,
@@ -255,8 +237,8 @@ async def test_household_reminders_disconnect_and_top_up(tmp_path: Path, vclock:
     assert [a.cleared_at is not None for a in alarms] == [True]
     await headend.stop()
 
-    meter_server.close()
-    await meter_server.wait_closed()
+    meter.server.close()
+    await meter.server.wait_closed()
     smtp.close()
     await smtp.wait_closed()
     await store.close()

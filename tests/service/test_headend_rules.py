@@ -10,75 +10,27 @@ closes on the sample of 262 s (60 s later); the commands are requested right the
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
 
 import pytest
 
+from headend_support import PMTR3_START, pmtr3_fleet, port_of, running_headend, serve_pmtr3, until
 from metercom.clock import VirtualClock
-from metercom.service.adapters import MeterSessionFactory
+from metercom.model.rules import Command, RuleState
 from metercom.service.automation import quantities
-from metercom.service.config_store import ConfigStore
 from metercom.service.headend import HeadEnd
 from metercom.service.notify import AlarmKind
-from metercom.service.rules import Command, RuleState
 from metercom.service.store import CommandState, Store
-from metercom.sim.modbus import ModbusBus, PhaseValues, SimulatedModbusDevice, build_bus
-from metercom.transport import TransportServer
+from metercom.sim.modbus import ModbusBus, SimulatedModbusDevice
 
-START = datetime(2026, 3, 2, tzinfo=UTC)
+START = PMTR3_START
 S = timedelta(seconds=1)
-
-
-@pytest.fixture
-def vclock() -> VirtualClock:
-    return VirtualClock(START, real_grace_s=0.005)
-
-
-def swell(phase: int, now: datetime) -> PhaseValues:
-    """230 V, but L2 at 260 V from t = 100 s to t = 200 s."""
-    t = (now - START).total_seconds()
-    high = phase == 2 and 100 <= t < 200
-    return PhaseValues(voltage_v=260.0 if high else 230.0, current_a=5.0, power_w=1150.0)
-
-
-def fleet(port: int, *, dry_run: bool = False, every: str = "1s") -> str:
-    return f"""
-[service]
-name = "rules"
-
-[[lines]]
-id = "gw"
-url = "tcp://127.0.0.1:{port}"
-type = "tcp"
-response_timeout_s = 1
-
-[[meters]]
-id = "p3"
-protocol = "modbus"
-line = "gw"
-address = {{ unit = 1 }}
-device_profile = "pmtr3"
-groups = ["relays"]
-
-[[groups]]
-id = "relays"
-
-[[plans]]
-id = "instant"
-objects = ["32.7.0", "52.7.0", "72.7.0", "31.7.0", "21.7.0"]
-
-[[schedules]]
-id = "every-second"
-group = "relays"
-plan = "instant"
-every = "{every}"
-
+RULE = """
 [[rules]]
 name = "over-voltage"
 group = "relays"
@@ -87,8 +39,24 @@ window = "10s"
 recovery = "60s"
 action = "disconnect"
 targets = ["relay1"]
-dry_run = {"true" if dry_run else "false"}
+dry_run = {dry_run}
 """
+
+
+@pytest.fixture
+def vclock() -> VirtualClock:
+    return VirtualClock(START, real_grace_s=0.005)
+
+
+def fleet(port: int, *, dry_run: bool = False, every: str = "1s") -> str:
+    return pmtr3_fleet(
+        port,
+        {"p3": 1},
+        name="rules",
+        objects=["32.7.0", "52.7.0", "72.7.0", "31.7.0", "21.7.0"],
+        every=every,
+        extra=RULE.format(dry_run="true" if dry_run else "false"),
+    )
 
 
 @dataclass
@@ -96,7 +64,6 @@ class Rig:
     store: Store
     headend: HeadEnd
     bus: ModbusBus
-    server: TransportServer
 
     @property
     def device(self) -> SimulatedModbusDevice:
@@ -108,32 +75,20 @@ class Rig:
 
 
 @asynccontextmanager
-async def rig(tmp_path: Path, text: Callable[[int], str]) -> AsyncIterator[Rig]:
-    bus = build_bus({1: "pmtr3"}, values=swell, start=START, refresh_period_s=0.0)
-    server = await bus.serve_url("tcp://127.0.0.1:0", "tcp")
-    port = int(server.url.rsplit(":", 1)[1])
-    store = await Store.open(tmp_path / "store.db")
-    configs = ConfigStore(store)
-    await configs.apply(text(port), actor="test")
-    headend = HeadEnd(store, configs, session_factory=MeterSessionFactory(state_dir=tmp_path / "state"))
-    await headend.start()
+async def rig(store_url: str, tmp_path: Path, text: Callable[[int], str]) -> AsyncIterator[Rig]:
+    bus, server = await serve_pmtr3([1])
     try:
-        yield Rig(store, headend, bus, server)
+        async with running_headend(store_url, text(port_of(server)), tmp_path / "state") as headend:
+            yield Rig(headend.store, headend, bus)
     finally:
-        await headend.stop()
         server.close()
         await server.wait_closed()
-        await store.close()
-
-
-async def until(clock: VirtualClock, seconds: float) -> None:
-    await asyncio.sleep(max(0.0, (START + timedelta(seconds=seconds) - clock.now()).total_seconds()))
 
 
 async def test_over_voltage_rule_switches_the_relay_exactly_when_it_should(
-    tmp_path: Path, vclock: VirtualClock
+    store_url: str, tmp_path: Path, vclock: VirtualClock
 ) -> None:
-    async with rig(tmp_path, fleet) as r:
+    async with rig(store_url, tmp_path, fleet) as r:
         await until(vclock, 106.5)
         assert r.relay_closed()
         await until(vclock, 108.5)
@@ -172,8 +127,10 @@ async def test_over_voltage_rule_switches_the_relay_exactly_when_it_should(
     assert alarm.cleared_at == START + 262 * S
 
 
-async def test_a_dry_run_records_but_leaves_the_relay_untouched(tmp_path: Path, vclock: VirtualClock) -> None:
-    async with rig(tmp_path, lambda port: fleet(port, dry_run=True)) as r:
+async def test_a_dry_run_records_but_leaves_the_relay_untouched(
+    store_url: str, tmp_path: Path, vclock: VirtualClock
+) -> None:
+    async with rig(store_url, tmp_path, lambda port: fleet(port, dry_run=True)) as r:
         await until(vclock, 110)
         assert r.relay_closed()
         await until(vclock, 265)
@@ -230,3 +187,33 @@ def test_obis_codes_map_to_rule_quantities() -> None:
         "TI": Decimal("1.500"),
         "Tp": Decimal("1500.0"),
     }
+
+
+def test_single_phase_codes_map_to_phase_one() -> None:
+    """12.7.0 / 11.7.0 (any phase: the PZEM-004T's and IS 15959 meters' voltage and current)
+    are L1U / L1I, unless the meter also gives the per-phase codes."""
+    from metercom.model.obis import Obis
+    from metercom.model.reading import Reading
+
+    def r(code: str, value: str, unit: str | None = None) -> Reading:
+        return Reading(Obis.parse(code), Decimal(value), unit)
+
+    single = quantities(
+        [r("1-0:12.7.0*255", "262.5", "V"), r("1-0:11.7.0", "2500", "mA"), r("1-0:1.7.0", "0.5", "kW")]
+    )
+    assert single == {
+        "L1U": Decimal("262.5"),
+        "L1I": Decimal("2.500"),
+        "Tp": Decimal("500.0"),
+        "TU": Decimal("262.5"),
+        "TI": Decimal("2.500"),
+    }
+    both = quantities(
+        [
+            r("1-0:11.7.0", "9", "A"),
+            r("1-0:12.7.0", "240", "V"),
+            r("1-0:32.7.0", "230", "V"),
+            r("1-0:31.7.0", "5", "A"),
+        ]
+    )
+    assert (both["L1U"], both["L1I"], both["TU"], both["TI"]) == (230, 5, 230, 5)

@@ -68,7 +68,7 @@ def reading(obis: Obis, value: Any, minutes: int = 0, unit: str | None = "kWh") 
 
 async def test_migrations_from_empty(store_url: str) -> None:
     async with await Store.open(store_url) as store:
-        assert await store.schema_revision() == migrate.head_revision() == "r0003"
+        assert await store.schema_revision() == migrate.head_revision() == "r0004"
 
         def check(conn: Any) -> tuple[list[Any], set[str]]:
             context = MigrationContext.configure(conn, opts={"version_table": VERSION_TABLE})

@@ -185,7 +185,7 @@ async def until(clock: VirtualClock, hours: float) -> None:
 
 
 async def test_a_simulated_week_stores_every_interval_exactly_once(
-    tmp_path: Path, vclock: VirtualClock
+    store_url: str, tmp_path: Path, vclock: VirtualClock
 ) -> None:
     began = time.perf_counter()
     dlms = {
@@ -209,7 +209,7 @@ async def test_a_simulated_week_stores_every_interval_exactly_once(
             return Borrowed(sim_lines[line.id].a)
         return await open_transport(line.url, connect_timeout_s=line.connect_timeout_s)
 
-    store = await Store.open(tmp_path / "store.db")
+    store = await Store.open(store_url)
     configs = ConfigStore(store)
     await configs.apply(fleet_text(urls), actor="test")
     headend = HeadEnd(

@@ -26,17 +26,27 @@ collector's hook, serialised per meter so samples are handled in the order they 
    29.7.0 / 49.7.0 / 69.7.0       L1s..L3s   VA; 9.7.0 -> Ts
    14.7.0                         Tf         Hz (and Lnf when the reading names phase n)
    33.7.0 / 53.7.0 / 73.7.0       L1pf..L3pf 13.7.0 -> Tpf
+   12.7.0 / 11.7.0                L1U / L1I  any phase (a single-phase meter's), when the
+                                             meter gives no 32.7.0 / 31.7.0
    21.8.0 / 41.8.0 / 61.8.0       L1e..L3e   kWh (Wh converted); 1.8.0 -> Te
    ============================== ========== ===============================
 
-2. **Rules.** The :class:`~metercom.service.rules.RuleEngine` (one per head-end, configured from
-   ``[[rules]]`` per meter, slot order) evaluates the sample; every transition is carried out by
-   the :class:`~metercom.service.rules.RuleRunner` through :class:`CommandActuator` (target
-   ``relay1``/``supply``: the meter's supply relay), dry runs only recorded. Each transition is
-   audited (``rule.triggered``/``rule.recovered``) and raises (or clears) a ``rule`` alarm.
+2. **Rules.** The :class:`~metercom.model.rules.RuleEngine` (one per head-end, configured from
+   the ``[[rules]]`` with ``evaluate = "head-end"`` per meter, slot order) evaluates the sample;
+   every transition is carried out by the :class:`~metercom.service.rules.RuleRunner` through
+   :class:`CommandActuator` (targets ``relay1``/``supply``: the meter's supply relay, connect
+   and disconnect; ``relay2``..: auxiliary outputs, high and low), dry runs only recorded.
+   Each transition is audited (``rule.triggered``/``rule.recovered``) and raises (or clears) a
+   ``rule`` alarm. Rules with ``evaluate = "meter"`` are pushed instead: after a successful read
+   of a meter whose pushed rules differ from the configuration (at start, after a change, after
+   a failed push; failed pushes are retried at most every :data:`PUSH_RETRY`), a ``push_rules``
+   command (recorded, audited) writes the slot images that differ and clears slots of deleted
+   rules; the meter then samples, decides and switches itself, and its event log's rule
+   entries become ``rule`` alarms.
 3. **Broken neutral.** Meters that report three phase voltages feed a
-   :class:`~metercom.service.rules.BrokenNeutralDetector`; a detection raises a
-   ``broken_neutral`` alarm, the clearing clears it.
+   :class:`~metercom.service.rules.BrokenNeutralDetector` with the meter's ``[[neutral]]``
+   settings (or the defaults); a detection raises a ``broken_neutral`` alarm, the clearing
+   clears it.
 4. **Meter events.** Event-log entries newer than the log's marker before the read (and than
    the newest entry an earlier read already turned into an alarm) become alarms
    (:data:`DLMS_EVENT_ALARMS`, :data:`MODBUS_EVENT_ALARMS`) with the meter's event time;
@@ -64,7 +74,7 @@ import json
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import ROUND_FLOOR, Decimal, InvalidOperation
 from typing import Any, Final
 from zoneinfo import ZoneInfo
@@ -73,9 +83,12 @@ from metercom.clock import Clock, current_clock
 from metercom.errors import AuthenticationError, InputError, MetercomError, RuleError, StoreError
 from metercom.model.obis import Obis
 from metercom.model.reading import Reading
+from metercom.model.rules import Command, Rule, RuleEngine, RuleState
+from metercom.model.rules.slots import encode_slot, relay_outputs
 from metercom.service.collector import AvailabilityListener
 from metercom.service.commands import CommandExecutor, CommandFailed, CommandKind
-from metercom.service.config_model import FleetConfig, MeterConfig, NotifyConfig, PrepaidConfig
+from metercom.service.config_automation import meter_outputs, rule_slot_spec
+from metercom.service.config_model import FleetConfig, MeterConfig, NotifyConfig, PrepaidConfig, RuleConfig
 from metercom.service.config_model import Protocol as MeterProtocol
 from metercom.service.meters import CollectedData, NotSupportedError, same_quantity
 from metercom.service.notify import (
@@ -113,13 +126,10 @@ from metercom.service.prepaid import (
 )
 from metercom.service.rules import (
     BrokenNeutralDetector,
-    Command,
+    NeutralConfig,
     NeutralEventKind,
-    Rule,
     RuleAction,
-    RuleEngine,
     RuleRunner,
-    RuleState,
 )
 from metercom.service.secrets import Secret, SecretRef
 from metercom.service.store import CommandRecord, CommandState, MeterEvent, Store
@@ -128,17 +138,21 @@ from metercom.service.store.automation import AutomationStore, dumps
 __all__ = [
     "DLMS_EVENT_ALARMS",
     "MODBUS_EVENT_ALARMS",
+    "PUSH_RETRY",
     "SUPPLY_TARGETS",
     "Automation",
     "CommandActuator",
     "CommandRelay",
     "quantities",
+    "rule_images",
 ]
 
 log = logging.getLogger(__name__)
 
-#: Rule targets that name the meter's supply relay (the only output the head-end switches).
+#: Rule targets that name the meter's supply relay (DLMS disconnect control, a Modbus load relay).
 SUPPLY_TARGETS: Final = frozenset({"relay1", "supply"})
+#: Shortest time between two attempts to push a meter's rules after a failed push.
+PUSH_RETRY: Final = timedelta(minutes=1)
 #: DLMS event codes (IS 15959 numbering, as the simulator's event logs) -> (kind, raise?, text).
 DLMS_EVENT_ALARMS: Final[Mapping[int, tuple[AlarmKind, bool, str]]] = {
     101: (AlarmKind.POWER_FAILURE, True, "power failure"),
@@ -152,6 +166,10 @@ MODBUS_EVENT_ALARMS: Final[Mapping[str, tuple[AlarmKind, bool, str]]] = {
     "power_on": (AlarmKind.POWER_FAILURE, True, "meter powered up after a supply interruption"),
     "tamper": (AlarmKind.TAMPER, True, "tamper"),
     "cover_open": (AlarmKind.COVER_OPEN, True, "meter cover opened"),
+    "rule_triggered": (AlarmKind.RULE, True, "a rule the meter evaluates triggered"),
+    "rule_recovered": (AlarmKind.RULE, False, "the meter's rule recovered"),
+    "rule_dry_run_triggered": (AlarmKind.RULE, True, "dry run: a rule the meter evaluates would trigger"),
+    "rule_dry_run_recovered": (AlarmKind.RULE, False, "dry run: the meter's rule would recover"),
 }
 
 _current_rule: contextvars.ContextVar[str] = contextvars.ContextVar("metercom_rule", default="?")
@@ -183,6 +201,9 @@ _INSTANT: Final[Mapping[int, tuple[str, int]]] = {
     13: ("pf", 0), 33: ("pf", 1), 53: ("pf", 2), 73: ("pf", 3),
 }  # fmt: skip
 _ENERGY: Final[Mapping[int, int]] = {1: 0, 21: 1, 41: 2, 61: 3}
+# OBIS C (D = 7) of "any phase" (a single-phase meter's values: PZEM-004T, IS 15959) -> the
+# quantity it stands for when the meter gives no per-phase code
+_ANY_PHASE: Final[Mapping[int, str]] = {12: "L1U", 11: "L1I"}
 
 
 def _number(reading: Reading) -> Decimal | None:
@@ -208,6 +229,7 @@ def _phase_of(reading: Reading) -> int | None:
 def quantities(readings: Sequence[Reading]) -> dict[str, Decimal]:
     """The rule quantities the readings give (see the module docstring's table)."""
     out: dict[str, Decimal] = {}
+    any_phase: dict[str, Decimal] = {}
     for reading in readings:
         obis = reading.obis
         if obis is None or obis.a != 1 or obis.e != 0 or obis.f not in (255, 0):
@@ -215,7 +237,9 @@ def quantities(readings: Sequence[Reading]) -> dict[str, Decimal]:
         number = _number(reading)
         if number is None:
             continue
-        if obis.d == 7 and obis.c in _INSTANT:
+        if obis.d == 7 and obis.c in _ANY_PHASE:
+            any_phase[_ANY_PHASE[obis.c]] = number
+        elif obis.d == 7 and obis.c in _INSTANT:
             suffix, phase = _INSTANT[obis.c]
             if suffix == "f":
                 out["Tf"] = number
@@ -227,6 +251,8 @@ def quantities(readings: Sequence[Reading]) -> dict[str, Decimal]:
         elif obis.d == 8 and obis.c in _ENERGY:
             phase = _ENERGY[obis.c]
             out[f"L{phase}e" if phase else "Te"] = number
+    for name, number in any_phase.items():
+        out.setdefault(name, number)
     for suffix in ("U", "I", "p", "q", "s", "e"):
         phases = [out[f"L{n}{suffix}"] for n in (1, 2, 3) if f"L{n}{suffix}" in out]
         if phases and f"T{suffix}" not in out:
@@ -292,21 +318,85 @@ class CommandActuator:
     """The rules engine's :class:`~metercom.service.rules.Actuator` on the command executor.
 
     Targets :data:`SUPPLY_TARGETS` with CONNECT/DISCONNECT become ``reconnect``/``disconnect``
-    commands requested by ``rule:<name>`` (recorded before they run, at most once, read back,
-    audited); anything else raises :class:`~metercom.service.meters.NotSupportedError`.
+    commands (a DLMS meter's disconnect control, a Modbus meter's load relay); ``relay2`` ..
+    with HIGH/LOW become ``set_output`` commands (a relay meter's auxiliary outputs). All are
+    requested by ``rule:<name>``: recorded before they run, at most once, read back, audited.
+    Anything else raises :class:`~metercom.service.meters.NotSupportedError` (the configuration
+    refuses such rules).
     """
 
     def __init__(self, executor: CommandExecutor) -> None:
         self.executor = executor
 
     async def apply(self, meter_id: str, target: str, command: Command) -> None:
-        if target not in SUPPLY_TARGETS:
-            raise NotSupportedError(f"target {target!r}: the head-end switches only {sorted(SUPPLY_TARGETS)}")
-        if command not in (Command.CONNECT, Command.DISCONNECT):
-            raise NotSupportedError(f"command {command.value}: outputs are not switched by the head-end")
         rule = _current_rule.get()
-        kind = CommandKind.DISCONNECT if command is Command.DISCONNECT else CommandKind.RECONNECT
-        await _switch(self.executor, kind, meter_id, f"rule {rule}", f"rule:{rule}")
+        supply = command in (Command.CONNECT, Command.DISCONNECT)
+        if target in SUPPLY_TARGETS and supply:
+            kind = CommandKind.DISCONNECT if command is Command.DISCONNECT else CommandKind.RECONNECT
+            await _switch(self.executor, kind, meter_id, f"rule {rule}", f"rule:{rule}")
+            return
+        output = _aux_output(target)
+        if output is None or supply:
+            raise NotSupportedError(
+                f"target {target!r} with {command.value}: the supply (relay1) takes connect/disconnect, "
+                "auxiliary outputs (relay2, relay3 ...) take high/low"
+            )
+        level = "high" if command is Command.HIGH else "low"
+        record = await self.executor.command(
+            CommandKind.SET_OUTPUT,
+            meter_id,
+            {"output": output, "level": level, "reason": f"rule {rule}"},
+            requested_by=f"rule:{rule}",
+        )
+        if record.state is not CommandState.SUCCEEDED:
+            raise CommandFailed(
+                f"set_output {target}={level} of meter {meter_id} (command {record.id}) failed: "
+                f"{record.error}"
+            )
+
+
+def _aux_output(target: str) -> int | None:
+    """The output number of an auxiliary target ``relay2`` .. ``relay16``, else None."""
+    if target.startswith("relay") and target[5:].isdigit() and not target[5:].startswith("0"):
+        number = int(target[5:])
+        return number if 2 <= number <= 16 else None
+    return None
+
+
+def _rule(config: RuleConfig) -> Rule:
+    """The engine's rule for a ``[[rules]]`` entry."""
+    return Rule.from_text(
+        config.name,
+        config.expression,
+        window=config.window,
+        recovery=config.recovery,
+        action=Command(config.action),
+        targets=config.targets,
+        dry_run=config.dry_run,
+        enabled=config.enabled,
+    )
+
+
+def rule_images(meter: MeterConfig, rules: Sequence[RuleConfig]) -> list[tuple[str, bytes]]:
+    """The (rule name, slot image) of every rule slot of ``meter`` for its meter-evaluated rules.
+
+    Rules with an explicit ``slot`` take it; the others fill the free slots in order; unused
+    slots are ``("", b"")`` (pushed as empty: rules deleted from the configuration are cleared).
+    """
+    spec = rule_slot_spec(meter)
+    if spec is None:
+        return []
+    outputs = relay_outputs(meter_outputs(meter)) | {"supply": 1}
+    slots: list[tuple[str, bytes]] = [("", b"")] * spec.slots.count
+    mine = [r for r in rules if r.evaluate == "meter"]
+    taken = {r.slot - 1 for r in mine if r.slot is not None}
+    free = iter(i for i in range(spec.slots.count) if i not in taken)
+    for r in mine:
+        index = r.slot - 1 if r.slot is not None else next(free, None)
+        if index is None or index >= spec.slots.count:
+            raise RuleError(f"meter {meter.id}: no free rule slot for rule {r.name!r}")
+        slots[index] = (r.name, encode_slot(_rule(r), outputs))
+    return slots
 
 
 class CommandRelay:
@@ -549,6 +639,13 @@ class Automation:
         self.engine = RuleEngine()
         self.rules = RuleRunner(self.engine, CommandActuator(commands), clock=clock)
         self.neutral: dict[str, BrokenNeutralDetector] = {}
+        #: The detector settings per meter from ``[[neutral]]`` (None: the detector is off).
+        self._neutral_configs: dict[str, NeutralConfig | None] = {}
+        #: Rule slot images wanted on meters that evaluate rules themselves, and those confirmed.
+        self._rule_slots: dict[str, list[tuple[str, bytes]]] = {}
+        self._pushed: dict[str, list[tuple[str, bytes]]] = {}
+        self._push_tasks: dict[str, asyncio.Task[None]] = {}
+        self._push_failed_at: dict[str, datetime] = {}
         self.center = AlarmCenter({}, [], clock=clock)
         self.accounts: dict[str, PrepaidAccount] = {}
         self._meter_accounts: dict[str, str] = {}
@@ -594,6 +691,11 @@ class Automation:
         for task in self._rechecks.values():
             task.cancel()
         self._rechecks.clear()
+        for push in self._push_tasks.values():
+            push.cancel()
+        if self._push_tasks:
+            await asyncio.wait(list(self._push_tasks.values()))
+        self._push_tasks.clear()
         await self.flush()
         await self.center.aclose(drain_s=2.0)
         await self.flush()
@@ -613,20 +715,16 @@ class Automation:
     def _configure_rules(self, config: FleetConfig) -> None:
         known = {m.id for m in config.meters}
         for meter in config.meters:
+            self._configure_neutral(config, meter.id)
             try:
-                rules = [
-                    Rule.from_text(
-                        r.name,
-                        r.expression,
-                        window=r.window,
-                        recovery=r.recovery,
-                        action=Command(r.action),
-                        targets=r.targets,
-                        dry_run=r.dry_run,
-                        enabled=r.enabled,
-                    )
-                    for r in config.rules_of(meter.id)
-                ]
+                images = rule_images(meter, config.rules_of(meter.id))
+            except RuleError as exc:  # validated with the configuration; kept for safety
+                log.error("meter %s: rules for the meter not prepared: %s", meter.id, exc)
+                images = []
+            if any(image for _, image in images) or meter.id in self._rule_slots:
+                self._rule_slots[meter.id] = images
+            try:
+                rules = [_rule(r) for r in config.rules_of(meter.id) if r.evaluate != "meter"]
                 if rules:
                     self.engine.configure(meter.id, rules)
                 else:
@@ -636,6 +734,78 @@ class Automation:
         for meter_id in list(self.neutral):
             if meter_id not in known:
                 del self.neutral[meter_id]
+        for table in (self._rule_slots, self._pushed, self._push_failed_at, self._neutral_configs):
+            for meter_id in [m for m in table if m not in known]:
+                del table[meter_id]
+
+    def _configure_neutral(self, config: FleetConfig, meter_id: str) -> None:
+        entry = config.neutral_of(meter_id)
+        wanted: NeutralConfig | None = NeutralConfig()
+        if entry is not None:
+            wanted = NeutralConfig(**entry.settings) if entry.enabled else None  # type: ignore[arg-type]
+        if meter_id in self._neutral_configs and self._neutral_configs[meter_id] == wanted:
+            return
+        self._neutral_configs[meter_id] = wanted
+        self.neutral.pop(meter_id, None)  # new settings: the detector starts afresh
+
+    # -- rules the meters evaluate themselves ----------------------------------------------------------
+
+    def _maybe_push(self, meter_id: str) -> None:
+        """Start pushing a meter's rule slots if they differ from what it was last confirmed to hold."""
+        wanted = self._rule_slots.get(meter_id)
+        if wanted is None or self._pushed.get(meter_id) == wanted:
+            return
+        running = self._push_tasks.get(meter_id)
+        if running is not None and not running.done():
+            return
+        failed = self._push_failed_at.get(meter_id)
+        if failed is not None and self.clock.now() - failed < PUSH_RETRY:
+            return
+        self._push_tasks[meter_id] = asyncio.create_task(
+            self._push(meter_id, wanted), name=f"push rules {meter_id}"
+        )
+
+    async def _push(self, meter_id: str, wanted: list[tuple[str, bytes]]) -> None:
+        try:
+            record = await self.push_rules(meter_id, wanted)
+        except MetercomError as exc:
+            log.error("meter %s: rules not pushed: %s", meter_id, exc)
+            self._push_failed_at[meter_id] = self.clock.now()
+            return
+        if record.state is not CommandState.SUCCEEDED:
+            log.warning("meter %s: pushing rules failed (command %s): %s", meter_id, record.id, record.error)
+            self._push_failed_at[meter_id] = self.clock.now()
+            return
+        self._push_failed_at.pop(meter_id, None)
+        self._pushed[meter_id] = wanted
+        if not any(image for _, image in wanted) and self._rule_slots.get(meter_id) == wanted:
+            # Every slot is empty and confirmed: the head-end no longer manages this meter's slots.
+            self._rule_slots.pop(meter_id, None)
+            self._pushed.pop(meter_id, None)
+
+    async def push_rules(self, meter_id: str, wanted: list[tuple[str, bytes]] | None = None) -> CommandRecord:
+        """Push a meter's rule slots now: a ``push_rules`` command (compare, write what differs)."""
+        slots = wanted if wanted is not None else self._rule_slots.get(meter_id)
+        if slots is None:
+            raise InputError(f"meter {meter_id!r} has no rules it evaluates itself")
+        args = {
+            "slots": [
+                {"slot": i, "rule": name, "image": image.hex()}
+                for i, (name, image) in enumerate(slots, start=1)
+            ],
+            "reason": "configuration",
+        }
+        return await self.commands.command(CommandKind.PUSH_RULES, meter_id, args, requested_by="rules")
+
+    async def wait_pushes(self) -> None:
+        """Wait until no push of rule slots is running (for tests and tools)."""
+        while running := [t for t in self._push_tasks.values() if not t.done()]:
+            await asyncio.wait(running)
+
+    def pushed_rules(self, meter_id: str) -> tuple[str, ...] | None:
+        """The rule names (slot order, "" for empty) a meter was last confirmed to hold, if known."""
+        pushed = self._pushed.get(meter_id)
+        return None if pushed is None else tuple(name for name, _ in pushed)
 
     def _install_center(self, center: AlarmCenter) -> None:
         center.on_change = self._alarm_changed
@@ -732,7 +902,8 @@ class Automation:
             at = _sample_time(readings, now)
             if values and self.engine.rules(meter.id):
                 await self._rules(meter.id, at, values)
-            if all(f"L{n}U" in values for n in (1, 2, 3)):
+            neutral_off = meter.id in self._neutral_configs and self._neutral_configs[meter.id] is None
+            if all(f"L{n}U" in values for n in (1, 2, 3)) and not neutral_off:
                 self._neutral(meter.id, at, values)
             for log_name, events in data.events.items():
                 # New: after the log's marker before this read, and after what an earlier read
@@ -747,6 +918,7 @@ class Automation:
             account_id = self._meter_accounts.get(meter.id)
             if account_id is not None and account_id in self.accounts:
                 await self._prepaid_cycle(self.accounts[account_id], readings, now)
+        self._maybe_push(meter.id)
 
     async def _rules(self, meter_id: str, at: datetime, values: Mapping[str, Decimal]) -> None:
         try:
@@ -811,7 +983,9 @@ class Automation:
             self.center.clear_key(key, t.at, f"{prefix}rule {rule.name} recovered: {t.command.value}")
 
     def _neutral(self, meter_id: str, at: datetime, values: Mapping[str, Decimal]) -> None:
-        detector = self.neutral.setdefault(meter_id, BrokenNeutralDetector())
+        detector = self.neutral.get(meter_id)
+        if detector is None:
+            detector = self.neutral[meter_id] = BrokenNeutralDetector(self._neutral_configs.get(meter_id))
         try:
             assessment = detector.observe(at, (values["L1U"], values["L2U"], values["L3U"]))
         except RuleError as exc:

@@ -20,6 +20,11 @@ Three ways in, all optional and all into the same store:
 * NATS JetStream (``start_nats``): a durable pull consumer on the stream; a message is acked
   after its batch is stored (a crash in between redelivers it, and the batch id catches it).
 
+Batch ids are kept for de-duplication for ``keep_batch_ids`` (default 120 days, longer than a
+sender's 90 days of unsent data), trimmed hourly while a listener runs (``expire_batch_ids``).
+A batch resent after its id was forgotten is stored again as upserts of the same values
+(counted as unchanged, never as a second copy).
+
 Fault injection for tests: ``drop_confirmations`` (a fraction) with ``seed`` drops that share
 of confirmations after the batch was stored (HTTP: the connection is aborted without an
 answer; MQTT: no reply is published; NATS: the message is not acked, so it is redelivered).
@@ -36,6 +41,7 @@ import ssl
 import urllib.parse
 import uuid
 from dataclasses import asdict, dataclass
+from datetime import timedelta
 from typing import Final
 
 import aiomqtt
@@ -54,10 +60,12 @@ from metercom.service.notify.webhook import SIGNATURE_HEADER, TIMESTAMP_HEADER, 
 from metercom.service.secrets import Secret, SecretRef
 from metercom.service.store import ReceiveResult, Store
 
-__all__ = ["CentralReceiver", "ReceiverStats"]
+__all__ = ["DEFAULT_KEEP_BATCH_IDS", "CentralReceiver", "ReceiverStats"]
 
 log = logging.getLogger(__name__)
 
+#: How long received batch ids are kept (must exceed the senders' retention of unsent data).
+DEFAULT_KEEP_BATCH_IDS: Final = timedelta(days=120)
 _MAX_BODY: Final = 64 * 1024 * 1024
 _READ_CHUNK: Final = 256 * 1024
 
@@ -74,6 +82,7 @@ class ReceiverStats:
     updated: int = 0
     unchanged: int = 0
     confirmations_dropped: int = 0
+    batch_ids_expired: int = 0
 
 
 class _Answer(Exception):
@@ -97,9 +106,16 @@ class CentralReceiver:
         drop_confirmations: float = 0.0,
         seed: int | None = None,
         signature_tolerance_s: int = 300,
+        keep_batch_ids: timedelta = DEFAULT_KEEP_BATCH_IDS,
+        expire_every: timedelta = timedelta(hours=1),
     ) -> None:
         if not 0.0 <= drop_confirmations < 1.0:
             raise ConfigError("drop_confirmations is a fraction in [0, 1)")
+        if keep_batch_ids <= timedelta(0) or expire_every <= timedelta(0):
+            raise ConfigError("keep_batch_ids and expire_every must be positive")
+        self.keep_batch_ids = keep_batch_ids
+        self.expire_every = expire_every
+        self._expiry_task: asyncio.Task[None] | None = None
         self.store = store
         self._secret = secret
         self._clock = clock
@@ -125,7 +141,13 @@ class CentralReceiver:
             self.stats.rejected += 1
             raise
         try:
-            result = await self.store.save_received_batch(batch.batch_id, batch.readings, source=batch.source)
+            result = await self.store.save_received_batch(
+                batch.batch_id,
+                batch.readings,
+                source=batch.source,
+                profile_rows_=batch.profile_rows,
+                events_=batch.events,
+            )
         except StoreError:
             self.stats.store_failures += 1
             raise
@@ -144,11 +166,37 @@ class CentralReceiver:
             return True
         return False
 
+    async def expire_batch_ids(self) -> int:
+        """Forget batch ids received longer ago than ``keep_batch_ids``; returns how many."""
+        n = await self.store.expire_received_batches(self.keep_batch_ids)
+        self.stats.batch_ids_expired += n
+        return n
+
+    def _ensure_expiry(self) -> None:
+        if self._expiry_task is None:
+            self._expiry_task = asyncio.create_task(self._run_expiry(), name="central:expiry")
+
+    async def _run_expiry(self) -> None:
+        while True:
+            try:
+                n = await self.expire_batch_ids()
+            except StoreError as exc:
+                log.warning("central: cannot forget old batch ids: %s", exc)
+            else:
+                if n:
+                    log.info("central: forgot %d batch ids older than %s", n, self.keep_batch_ids)
+            await asyncio.sleep(self.expire_every.total_seconds())
+
     async def close(self) -> None:
         """Stop every listener (the store stays open: it belongs to the caller)."""
         await self.stop_http()
         await self.stop_mqtt()
         await self.stop_nats()
+        task, self._expiry_task = self._expiry_task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
 
     # -- HTTP -----------------------------------------------------------------------------------
 
@@ -166,6 +214,7 @@ class CentralReceiver:
             self._server = await asyncio.start_server(self._serve_connection, parsed.hostname, port)
         except OSError as exc:
             raise ConfigError(f"cannot listen on {parsed.hostname}:{port}: {exc.strerror or exc}") from None
+        self._ensure_expiry()
         host, bound = self._server.sockets[0].getsockname()[:2]
         self.http_url = f"http://{host}:{bound}{self._http_path}"
         log.info("central receiver listening on %s", self.http_url)
@@ -297,6 +346,7 @@ class CentralReceiver:
             ),
             name="central:mqtt",
         )
+        self._ensure_expiry()
         await connected
 
     async def stop_mqtt(self) -> None:
@@ -379,6 +429,7 @@ class CentralReceiver:
             ),
             name="central:nats",
         )
+        self._ensure_expiry()
         await connected
 
     async def stop_nats(self) -> None:

@@ -27,6 +27,14 @@ Kinds and their arguments:
   fails unless the skew is now within the threshold.
 * ``disconnect`` / ``reconnect``: ``{"reason": "..."}`` (optional, audited). Operate the supply
   relay, then read its state back and fail unless it is open (disconnect) or closed (reconnect).
+* ``set_output``: ``{"output": 2, "level": "high", "reason": "..."}``. Switch an auxiliary
+  output of a relay meter (a pmtr3's relay 2..4), then read it back and fail unless it is at
+  the level asked for.
+* ``push_rules``: ``{"slots": [{"slot": 1, "rule": "over-voltage", "image": "4d53..."}, ...]}``:
+  the images of every rule slot of a meter that evaluates rules itself (an empty image clears
+  the slot; ``docs/rules.md``). The meter's slots are read back first and only slots that differ
+  are written, each read back after writing; the result lists ``written``, ``cleared`` and
+  ``unchanged`` slots, so pushing the same rules twice writes once.
 * ``top_up``: ``{"account_id": "acc-42", "amount_minor": 1000, "key": "UPI-8731"}``. Credits a
   prepaid account through :attr:`CommandExecutor.top_up_handler` (the head-end's automation; no
   conversation with the meter); ``key`` (default: the idempotency key) is the payment's key in
@@ -43,16 +51,16 @@ from __future__ import annotations
 import asyncio
 import enum
 import logging
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import datetime
-from typing import Any, Final
+from typing import Any, Final, Protocol, runtime_checkable
 
 from metercom.clock import Clock, current_clock
 from metercom.errors import InputError, MetercomError
 from metercom.model.obis import Obis
 from metercom.service.collector import Collector
 from metercom.service.gaps import read_range
-from metercom.service.meters import MeterSession
+from metercom.service.meters import MeterSession, NotSupportedError
 from metercom.service.scheduler import ConversationScheduler, Priority
 from metercom.service.store import CommandRecord, CommandState, CommandStateError, Marker, Store
 
@@ -71,10 +79,28 @@ class CommandKind(enum.StrEnum):
     DISCONNECT = "disconnect"
     RECONNECT = "reconnect"
     TOP_UP = "top_up"
+    SET_OUTPUT = "set_output"
+    PUSH_RULES = "push_rules"
 
 
 class CommandFailed(MetercomError):
     """A command ran but its read-back did not confirm it."""
+
+
+@runtime_checkable
+class OutputSession(Protocol):
+    """A meter session that switches auxiliary outputs (a Modbus relay meter's relays 2..)."""
+
+    async def set_output(self, output: int, high: bool) -> None: ...
+
+    async def read_output(self, output: int) -> bool: ...
+
+
+@runtime_checkable
+class RuleSlotSession(Protocol):
+    """A meter session that holds rules the meter evaluates itself (a pmtr3's rule slots)."""
+
+    async def sync_rule_slots(self, images: Sequence[bytes]) -> dict[str, Any]: ...
 
 
 def _parse_time(value: object, name: str) -> datetime:
@@ -98,6 +124,8 @@ def _check_args(kind: CommandKind, args: Mapping[str, Any]) -> None:
         CommandKind.DISCONNECT: {"reason"},
         CommandKind.RECONNECT: {"reason"},
         CommandKind.TOP_UP: {"account_id", "amount_minor", "key"},
+        CommandKind.SET_OUTPUT: {"output", "level", "reason"},
+        CommandKind.PUSH_RULES: {"slots", "reason"},
     }[kind]
     unknown = set(args) - allowed
     if unknown:
@@ -122,6 +150,14 @@ def _check_args(kind: CommandKind, args: Mapping[str, Any]) -> None:
             raise InputError("command top_up: 'account_id' is required")
         if not isinstance(amount, int) or isinstance(amount, bool) or amount <= 0:
             raise InputError(f"command top_up: 'amount_minor' must be a positive integer, got {amount!r}")
+    elif kind is CommandKind.SET_OUTPUT:
+        output = args.get("output")
+        if not isinstance(output, int) or isinstance(output, bool) or not 1 <= output <= 16:
+            raise InputError(f"command set_output: 'output' is a relay number 1..16, got {output!r}")
+        if args.get("level") not in ("high", "low"):
+            raise InputError(f"command set_output: 'level' is high or low, got {args.get('level')!r}")
+    elif kind is CommandKind.PUSH_RULES:
+        _rule_images(args)
     elif kind in (CommandKind.DISCONNECT, CommandKind.RECONNECT) and "reason" in args:
         if not isinstance(args["reason"], str) or len(args["reason"]) > 500:
             raise InputError(f"command {kind.value}: 'reason' is text of at most 500 characters")
@@ -129,6 +165,36 @@ def _check_args(kind: CommandKind, args: Mapping[str, Any]) -> None:
         threshold = args["threshold_s"]
         if not isinstance(threshold, (int, float)) or isinstance(threshold, bool) or threshold < 0:
             raise InputError(f"command time_sync: 'threshold_s' must be a number >= 0, got {threshold!r}")
+
+
+def _set_output(output: int, high: bool) -> Callable[[MeterSession], Awaitable[dict[str, Any]]]:
+    async def switch(session: MeterSession) -> dict[str, Any]:
+        if not isinstance(session, OutputSession):
+            raise NotSupportedError(f"set_output: this meter has no auxiliary outputs (output {output})")
+        await session.set_output(output, high)
+        state = await session.read_output(output)
+        if state != high:
+            want, got = ("high", "low") if high else ("low", "high")
+            raise CommandFailed(f"set_output: output {output} reads back {got}, expected {want}")
+        return {"output": output, "level": "high" if high else "low", "confirmed": True}
+
+    return switch
+
+
+def _rule_images(args: Mapping[str, Any]) -> list[bytes]:
+    """``push_rules`` slots (``[{"slot": 1, "image": "4d53...", "rule": "name"}, ...]``) as images."""
+    slots = args.get("slots")
+    if not isinstance(slots, list) or not 1 <= len(slots) <= 255:
+        raise InputError("command push_rules: 'slots' is a list of {slot, image, rule}, one per rule slot")
+    images: list[bytes] = []
+    for i, item in enumerate(slots, start=1):
+        if not isinstance(item, dict) or item.get("slot") != i or not isinstance(item.get("image"), str):
+            raise InputError(f"command push_rules: slot {i} must be {{'slot': {i}, 'image': hex}}")
+        try:
+            images.append(bytes.fromhex(item["image"]))
+        except ValueError as exc:
+            raise InputError(f"command push_rules: slot {i}: the image is not hex") from exc
+    return images
 
 
 class CommandExecutor:
@@ -166,6 +232,39 @@ class CommandExecutor:
         idempotency_key: str | None = None,
     ) -> CommandRecord:
         """Record and run a command (or return the stored one for a known idempotency key)."""
+        record = await self._record(
+            kind, meter_id, args, requested_by=requested_by, idempotency_key=idempotency_key
+        )
+        return await self._execute(record)
+
+    async def submit(
+        self,
+        kind: CommandKind | str,
+        meter_id: str,
+        args: Mapping[str, Any] | None = None,
+        *,
+        requested_by: str,
+        idempotency_key: str | None = None,
+    ) -> CommandRecord:
+        """Record a command and start it in the background; returns the record as stored (the
+        REST API answers with it at once and reads the outcome back later). A known
+        idempotency key returns the stored command and starts nothing new."""
+        record = await self._record(
+            kind, meter_id, args, requested_by=requested_by, idempotency_key=idempotency_key
+        )
+        if record.state is CommandState.REQUESTED and record.id not in self._running:
+            self._spawn(record)
+        return record
+
+    async def _record(
+        self,
+        kind: CommandKind | str,
+        meter_id: str,
+        args: Mapping[str, Any] | None,
+        *,
+        requested_by: str,
+        idempotency_key: str | None,
+    ) -> CommandRecord:
         try:
             kind = CommandKind(kind)
         except ValueError as exc:
@@ -185,7 +284,7 @@ class CommandExecutor:
             meter_id=meter_id,
             idempotency_key=idempotency_key,
         )
-        return await self._execute(record)
+        return record
 
     async def _execute(self, record: CommandRecord) -> CommandRecord:
         if record.state.finished:
@@ -195,10 +294,13 @@ class CommandExecutor:
             return await asyncio.shield(running)
         if record.state is CommandState.RUNNING:
             return record  # running in another process: its outcome will be stored there
+        return await asyncio.shield(self._spawn(record))
+
+    def _spawn(self, record: CommandRecord) -> asyncio.Task[CommandRecord]:
         task = asyncio.create_task(self._run(record), name=f"command {record.id} {record.kind}")
         self._running[record.id] = task
         task.add_done_callback(lambda _: self._running.pop(record.id, None))
-        return await asyncio.shield(task)
+        return task
 
     async def _run(self, record: CommandRecord) -> CommandRecord:
         actor = record.requested_by
@@ -277,6 +379,17 @@ class CommandExecutor:
         if kind is CommandKind.TIME_SYNC:
             threshold_s = float(args.get("threshold_s", self.time_sync_threshold_s))
             return lambda session: self._time_sync(session, threshold_s)
+        if kind is CommandKind.SET_OUTPUT:
+            return _set_output(int(args["output"]), args["level"] == "high")
+        if kind is CommandKind.PUSH_RULES:
+            images = _rule_images(args)
+
+            async def push(session: MeterSession) -> dict[str, Any]:
+                if not isinstance(session, RuleSlotSession):
+                    raise NotSupportedError("push_rules: this meter does not evaluate rules itself")
+                return await session.sync_rule_slots(images)
+
+            return push
         closed = kind is CommandKind.RECONNECT
 
         async def relay(session: MeterSession) -> dict[str, Any]:

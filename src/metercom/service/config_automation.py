@@ -23,27 +23,45 @@ from decimal import Decimal, InvalidOperation
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Final
 
-from metercom.errors import RuleError
+from metercom.errors import MetercomError, RuleError
+from metercom.model.modbus_profile import ModbusProfile, RuleSlotSpec, load_modbus_profile
 from metercom.model.obis import Obis
+from metercom.model.rules.engine import DEFAULT_MAX_SLOTS, MAX_RECOVERY, MAX_WINDOW, Command, Rule
+from metercom.model.rules.expr import RuleSyntaxError, parse
+from metercom.model.rules.slots import encode_slot
 from metercom.service.config_model import (
     GroupConfig,
     MeterConfig,
+    NeutralDetectorConfig,
     NotifyChannelConfig,
     NotifyConfig,
     NotifyRouteConfig,
     PrepaidAccountConfig,
     PrepaidConfig,
     PrepaidWindowConfig,
+    Protocol,
     RuleConfig,
 )
 from metercom.service.config_positions import KeyPath
-from metercom.service.rules.engine import DEFAULT_MAX_SLOTS, MAX_RECOVERY, MAX_WINDOW, Command, Rule
-from metercom.service.rules.expr import RuleSyntaxError, parse
+from metercom.service.rules.neutral import NeutralConfig
 
 if TYPE_CHECKING:
     from metercom.service.config_validate import _Checker
 
-__all__ = ["ALARM_KINDS", "SEVERITIES", "check_notify", "check_prepaid", "check_rules"]
+__all__ = [
+    "ALARM_KINDS",
+    "EVALUATORS",
+    "NEUTRAL_DURATIONS",
+    "NEUTRAL_RANGES",
+    "SEVERITIES",
+    "SUPPLY_TARGETS",
+    "check_neutral",
+    "check_notify",
+    "check_prepaid",
+    "check_rules",
+    "meter_outputs",
+    "rule_slot_spec",
+]
 
 _RULE_KEYS: Final = (
     "name",
@@ -59,7 +77,45 @@ _RULE_KEYS: Final = (
     "enabled",
     "slot",
     "description",
+    "evaluate",
 )
+#: Who evaluates a rule (``evaluate``): the head-end on collected readings, or the meter itself.
+EVALUATORS: Final = ("head-end", "meter")
+#: Rule targets that name the supply relay (DLMS disconnect control, a Modbus meter's load relay).
+SUPPLY_TARGETS: Final = frozenset({"relay1", "supply"})
+_TARGET: Final = re.compile(r"^relay([1-9][0-9]?)$")
+_NEUTRAL_KEYS: Final = (
+    "meters",
+    "group",
+    "groups",
+    "enabled",
+    "nominal_voltage_v",
+    "deviation",
+    "bound_margin",
+    "angle_tolerance_deg",
+    "line_tolerance",
+    "time_constant",
+    "alarm_score",
+    "clear_score",
+    "min_duration",
+    "reference_time_constant",
+)
+#: ``[[neutral]]`` number settings: (low, high) accepted, inclusive.
+NEUTRAL_RANGES: Final[Mapping[str, tuple[float, float]]] = {
+    "nominal_voltage_v": (50.0, 1000.0),
+    "deviation": (0.01, 0.45),
+    "bound_margin": (0.0, 0.2),
+    "angle_tolerance_deg": (1.0, 90.0),
+    "line_tolerance": (0.005, 0.2),
+    "alarm_score": (0.05, 1.0),
+    "clear_score": (0.0, 0.95),
+}
+#: ``[[neutral]]`` duration settings: (shortest, longest).
+NEUTRAL_DURATIONS: Final[Mapping[str, tuple[timedelta, timedelta]]] = {
+    "time_constant": (timedelta(seconds=1), timedelta(hours=6)),
+    "min_duration": (timedelta(0), timedelta(hours=6)),
+    "reference_time_constant": (timedelta(minutes=1), timedelta(days=7)),
+}
 _ACTIONS: Final = tuple(c.value for c in Command)
 _PREPAID_KEYS: Final = (
     "currency",
@@ -127,6 +183,7 @@ def check_rules(
     out: list[RuleConfig] = []
     names: dict[str, KeyPath] = {}
     meter_ids = {m.id for m in meters}
+    by_id = {m.id: m for m in meters}
     members = {g.id: g.meters for g in groups}
     slots: dict[tuple[str, int], str] = {}
     per_meter: dict[str, int] = {}
@@ -180,9 +237,16 @@ def check_rules(
         slot = checker.opt_integer(table, path, "slot", 1, DEFAULT_MAX_SLOTS)
         dry_run = checker.typed(table, path, "dry_run", bool, False)
         enabled = checker.typed(table, path, "enabled", bool, True)
+        evaluate = checker.typed(table, path, "evaluate", str, "head-end").lower()
+        if evaluate not in EVALUATORS:
+            checker.problem(
+                (*path, "evaluate"), f"evaluate is {' or '.join(map(repr, EVALUATORS))}, got {evaluate!r}"
+            )
+            evaluate = "head-end"
+        rule: Rule | None = None
         if name and parsed_ok:
             try:
-                Rule.from_text(
+                rule = Rule.from_text(
                     name,
                     expression,
                     window=window,
@@ -198,6 +262,10 @@ def check_rules(
         if not name or not expression or not parsed_ok:
             continue
         chosen = tuple(dict.fromkeys(wanted))
+        target_path: KeyPath = (*path, "targets") if "targets" in table else path
+        _check_targets(checker, target_path, action, targets, [by_id[m] for m in chosen if m in by_id])
+        if evaluate == "meter" and rule is not None:
+            _check_meter_evaluation(checker, path, rule, [by_id[m] for m in chosen if m in by_id])
         for meter_id in chosen:
             per_meter[meter_id] = per_meter.get(meter_id, 0) + 1
             if per_meter[meter_id] == DEFAULT_MAX_SLOTS + 1:
@@ -223,8 +291,177 @@ def check_rules(
                 slot=slot,
                 groups=tuple(g for _, g in group_refs),
                 description=checker.text(table, path, "description"),
+                evaluate=evaluate,
             )
         )
+    return out
+
+
+def _profile(meter: MeterConfig) -> ModbusProfile | None:
+    if meter.protocol is not Protocol.MODBUS or not meter.device_profile:
+        return None
+    try:
+        return load_modbus_profile(meter.device_profile)
+    except MetercomError:
+        return None  # reported with the meter
+
+
+def meter_outputs(meter: MeterConfig) -> int:
+    """Relay outputs a meter has (a Modbus profile's relay count; 1, the supply, for others)."""
+    profile = _profile(meter)
+    if profile is not None:
+        return profile.relays.count if profile.relays is not None else 0
+    return 1
+
+
+def rule_slot_spec(meter: MeterConfig) -> RuleSlotSpec | None:
+    """The rule slots of a meter that evaluates rules itself, or None."""
+    profile = _profile(meter)
+    return profile.relays.rules if profile is not None and profile.relays is not None else None
+
+
+def _check_targets(
+    checker: _Checker, path: KeyPath, action: str, targets: Sequence[str], meters: Sequence[MeterConfig]
+) -> None:
+    """``supply``/``relay1`` take connect/disconnect; ``relay2``.. (auxiliary outputs) high/low."""
+    supply_action = action in ("connect", "disconnect")
+    for i, target in enumerate(targets):
+        where: KeyPath = (*path, i) if path and path[-1] == "targets" else path
+        match = _TARGET.match(target)
+        if target not in SUPPLY_TARGETS and match is None:
+            checker.problem(
+                where, f"unknown target {target!r}: use 'supply' (or 'relay1') or relay2, relay3 ..."
+            )
+            continue
+        if target in SUPPLY_TARGETS and not supply_action:
+            checker.problem(
+                where, f"the supply relay {target!r} is switched with connect/disconnect, not {action}"
+            )
+            continue
+        if target in SUPPLY_TARGETS:
+            continue
+        if supply_action:
+            checker.problem(where, f"auxiliary output {target!r} is switched with high/low, not {action}")
+            continue
+        number = int(match.group(1)) if match is not None else 0
+        for meter in meters:
+            if meter_outputs(meter) < number:
+                checker.problem(
+                    where,
+                    f"meter {meter.id!r} ({meter.device_profile or meter.protocol.value}) "
+                    f"has no output {target!r}",
+                )
+
+
+def _check_meter_evaluation(
+    checker: _Checker, path: KeyPath, rule: Rule, meters: Sequence[MeterConfig]
+) -> None:
+    """``evaluate = "meter"``: every meter must be a relay meter with rule slots the image fits."""
+    where: KeyPath = (*path, "evaluate")
+    for meter in meters:
+        spec = rule_slot_spec(meter)
+        if spec is None:
+            checker.problem(
+                where,
+                f"meter {meter.id!r} ({meter.device_profile or meter.protocol.value}) cannot evaluate rules "
+                'itself; evaluate = "meter" needs a relay meter with rule slots (pmtr3)',
+            )
+            continue
+        relays = meter_outputs(meter)
+        outputs = {f"relay{n}": n for n in range(1, relays + 1)} | {"supply": 1}
+        try:
+            image = encode_slot(rule, outputs)
+        except RuleError as exc:
+            checker.problem(where, f"meter {meter.id!r}: {exc}")
+            continue
+        if len(image) > spec.image_bytes:
+            checker.problem(
+                where,
+                f"meter {meter.id!r}: the rule needs {len(image)} bytes, a rule slot holds "
+                f"{spec.image_bytes} (shorten the expression or the name)",
+            )
+
+
+def check_neutral(
+    checker: _Checker, doc: Mapping[str, Any], meters: Sequence[MeterConfig], groups: Sequence[GroupConfig]
+) -> list[NeutralDetectorConfig]:
+    """The ``[[neutral]]`` entries: detector settings for meters/groups, or the default for all.
+
+    Every setting is range-checked (:data:`NEUTRAL_RANGES`, :data:`NEUTRAL_DURATIONS`) and the
+    whole set is validated by :class:`~metercom.service.rules.neutral.NeutralConfig` itself
+    (``clear_score < alarm_score``); a meter may be covered by one entry only, and there is at
+    most one default (an entry without ``meters`` and ``group``).
+    """
+    out: list[NeutralDetectorConfig] = []
+    meter_ids = {m.id for m in meters}
+    members = {g.id: g.meters for g in groups}
+    covered: dict[str, KeyPath] = {}
+    default_at: KeyPath | None = None
+    for path, table in checker.entries(doc, "neutral"):
+        checker.keys(table, path, _NEUTRAL_KEYS)
+        before = len(checker.problems)
+        wanted: list[str] = []
+        for item_path, meter_id in checker.str_list(table, path, "meters"):
+            if meter_id in meter_ids:
+                wanted.append(meter_id)
+            elif not checker.invalid("meters", meter_id):
+                checker.problem(item_path, f"unknown meter {meter_id!r}")
+        group_refs = checker.str_list(table, path, "groups")
+        if "group" in table:
+            group_refs.append(((*path, "group"), checker.typed(table, path, "group", str, "")))
+        for item_path, group_id in group_refs:
+            if group_id in members:
+                wanted.extend(members[group_id])
+            elif not checker.invalid("groups", group_id):
+                checker.problem(item_path, f"unknown group {group_id!r}")
+        default = not any(k in table for k in ("meters", "group", "groups"))
+        if default:
+            if default_at is not None:
+                checker.problem(
+                    path,
+                    "a second [[neutral]] default (no meters or group); the first is at line "
+                    f"{checker.positions.line_of(default_at)}",
+                )
+            default_at = path
+        chosen = tuple(dict.fromkeys(wanted))
+        for meter_id in chosen:
+            if meter_id in covered:
+                checker.problem(
+                    path,
+                    f"meter {meter_id!r} is already covered by the [[neutral]] entry at line "
+                    f"{checker.positions.line_of(covered[meter_id])}",
+                )
+            covered[meter_id] = path
+        settings: dict[str, float | timedelta] = {}
+        for key, (low, high) in NEUTRAL_RANGES.items():
+            if key in table:
+                value = checker.typed(table, path, key, float, low)
+                if not low <= value <= high:
+                    checker.problem((*path, key), f"{value:g} is out of range {low:g}..{high:g}")
+                settings[key] = value
+        for key, (shortest, longest) in NEUTRAL_DURATIONS.items():
+            if key in table:
+                duration = checker.duration(table, path, key)
+                if duration is not None and not shortest <= duration <= longest:
+                    checker.problem((*path, key), f"{duration} is out of range {shortest}..{longest}")
+                elif duration is not None:
+                    settings[key] = duration
+        enabled = checker.typed(table, path, "enabled", bool, True)
+        if len(checker.problems) == before:
+            try:
+                NeutralConfig(**settings)  # type: ignore[arg-type]
+            except RuleError as exc:
+                checker.problem(path, str(exc))
+        if len(checker.problems) == before:
+            out.append(
+                NeutralDetectorConfig(
+                    meters=chosen,
+                    groups=tuple(g for _, g in group_refs),
+                    default=default,
+                    enabled=enabled,
+                    settings=MappingProxyType(settings),
+                )
+            )
     return out
 
 

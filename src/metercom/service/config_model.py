@@ -19,6 +19,7 @@ from types import MappingProxyType
 from typing import Final, TypeVar
 
 from metercom.model.obis import Obis
+from metercom.service.config_web import WebSettings
 from metercom.service.cron import CronTrigger, IntervalTrigger
 from metercom.service.secrets import Secret, SecretRef
 from metercom.transport.base import LineSettings
@@ -35,6 +36,7 @@ __all__ = [
     "MeterAddress",
     "MeterConfig",
     "ModbusAddress",
+    "NeutralDetectorConfig",
     "NotifyChannelConfig",
     "NotifyConfig",
     "NotifyRouteConfig",
@@ -50,6 +52,7 @@ __all__ = [
     "ScheduleConfig",
     "SectionDiff",
     "ServiceSettings",
+    "UpstreamConfig",
     "diff_configs",
 ]
 
@@ -250,6 +253,26 @@ class RuleConfig:
     slot: int | None = None
     groups: tuple[str, ...] = ()
     description: str = ""
+    #: Who evaluates the rule: ``head-end`` (on collected readings) or ``meter`` (pushed into the
+    #: relay meter's rule slots; the meter samples and switches itself).
+    evaluate: str = "head-end"
+
+
+@dataclass(frozen=True, slots=True)
+class NeutralDetectorConfig:
+    """A ``[[neutral]]`` entry: broken-neutral detector settings for some meters.
+
+    ``meters`` holds every meter it covers (listed ones and members of ``groups``); an entry
+    without ``meters`` and ``groups`` is the default for all others. ``settings`` are the keyword
+    arguments of :class:`metercom.service.rules.neutral.NeutralConfig` (validated ranges);
+    ``enabled`` False switches the detector off for these meters.
+    """
+
+    meters: tuple[str, ...] = ()
+    groups: tuple[str, ...] = ()
+    default: bool = False
+    enabled: bool = True
+    settings: Mapping[str, float | timedelta] = field(default_factory=lambda: MappingProxyType({}))
 
 
 @dataclass(frozen=True, slots=True)
@@ -347,6 +370,45 @@ class NotifyConfig:
     quiet_period: timedelta = timedelta(minutes=30)
 
 
+@dataclass(frozen=True, slots=True)
+class UpstreamConfig:
+    """An ``[[upstreams]]`` entry: a sink the head-end forwards to (see docs/forwarding.md).
+
+    ``kind`` is ``http``, ``mqtt`` or ``nats``. ``secret`` signs HTTP batches; ``username`` and
+    ``password`` log in to MQTT or NATS. ``keep_unsent`` is how long unconfirmed readings are
+    kept (default 90 days). MQTT: ``topic_prefix``, ``discovery`` (Home Assistant), ``state_topics``
+    (retained). NATS: ``stream``, ``subject_prefix``, ``duplicate_window``.
+    """
+
+    id: str
+    kind: str
+    url: str
+    secret: SecretRef | None = None
+    username: str | None = None
+    password: SecretRef | None = None
+    interval: timedelta = timedelta(seconds=10)
+    batch_size: int = 500
+    max_rate_per_s: float | None = None
+    live_share: float = 0.2
+    confirm_timeout_s: float = 30.0
+    retry_max: timedelta = timedelta(minutes=5)
+    keep_unsent: timedelta = timedelta(days=90)
+    enabled: bool = True
+    ca_file: str | None = None
+    verify: bool = True
+    topic_prefix: str = "metercom"
+    discovery: bool = True
+    discovery_prefix: str = "homeassistant"
+    state_topics: bool = True
+    #: MQTT: ``receiver`` (the central echoes the batch id) or ``broker`` (PUBACKs; a home
+    #: without a central receiver, where Home Assistant reads the retained state topics).
+    confirm: str = "receiver"
+    stream: str = "METERCOM"
+    subject_prefix: str = "metercom.batches"
+    duplicate_window: timedelta = timedelta(hours=1)
+    description: str = ""
+
+
 K = TypeVar("K")
 V = TypeVar("V")
 
@@ -371,8 +433,13 @@ class FleetConfig:
     plans: tuple[ReadPlan, ...]
     schedules: tuple[ScheduleConfig, ...]
     rules: tuple[RuleConfig, ...] = ()
+    #: ``[[neutral]]``: broken-neutral detector settings per meter/group (defaults when empty).
+    neutral: tuple[NeutralDetectorConfig, ...] = ()
     prepaid: PrepaidConfig | None = None
     notify: NotifyConfig | None = None
+    upstreams: tuple[UpstreamConfig, ...] = ()
+    #: ``[web]`` (see :mod:`.config_web`); ``None``: the defaults.
+    web: WebSettings | None = None
     _by_id: Mapping[str, Mapping[str, object]] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -418,6 +485,13 @@ class FleetConfig:
         order = {id(r): i for i, r in enumerate(mine)}
         return tuple(sorted(mine, key=lambda r: (r.slot if r.slot is not None else 1000, order[id(r)])))
 
+    def neutral_of(self, meter_id: str) -> NeutralDetectorConfig | None:
+        """The ``[[neutral]]`` entry that covers a meter (its own, else the default), or None."""
+        for entry in self.neutral:
+            if meter_id in entry.meters:
+                return entry
+        return next((e for e in self.neutral if e.default), None)
+
     def resolve_secret(self, ref: SecretRef, *, env: Mapping[str, str] | None = None) -> Secret:
         """Read a secret a meter refers to (``secret:`` names go through ``[secrets]``)."""
         return ref.resolve(env=env, secrets=self.secrets)
@@ -441,7 +515,7 @@ class SectionDiff:
 _SECTIONS: Final = ("lines", "meters", "groups", "plans", "schedules")
 _SUMMARY_IDS: Final = 5
 #: Top-level settings compared as a whole.
-_AUTOMATION: Final = ("rules", "prepaid", "notify")
+_AUTOMATION: Final = ("rules", "neutral", "prepaid", "notify", "upstreams", "web")
 
 
 @dataclass(frozen=True, slots=True)

@@ -99,6 +99,17 @@ class ConfigStore:
         #: The newest version this object has handed out or announced.
         self._seen: AppliedConfig | None = None
 
+    def validate(self, text: str, *, source: str = "<text>") -> FleetConfig:
+        """Check a configuration exactly as :meth:`apply` would, changing nothing; raises
+        :class:`~.config_validate.ConfigValidationError` with every problem."""
+        return parse_config(
+            text,
+            source=source,
+            known_profiles=self._known_profiles,
+            check_secrets=self._check_secrets,
+            env=self._env,
+        )
+
     def subscribe(self, listener: ConfigListener) -> Callable[[], None]:
         """Call ``await listener(change)`` after each new version; returns an unsubscribe function."""
         self._listeners.append(listener)

@@ -35,7 +35,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from metercom.errors import ConfigError, InputError
 from metercom.model.obis import Obis
-from metercom.service.config_automation import check_notify, check_prepaid, check_rules
+from metercom.service.config_automation import check_neutral, check_notify, check_prepaid, check_rules
+from metercom.service.config_forward import check_upstreams
 from metercom.service.config_model import (
     FORMAT_VERSION,
     DlmsAddress,
@@ -56,6 +57,7 @@ from metercom.service.config_model import (
     ServiceSettings,
 )
 from metercom.service.config_positions import KeyPath, Positions, format_path, scan_positions
+from metercom.service.config_web import check_web
 from metercom.service.cron import CronExpr, CronTrigger, IntervalTrigger, parse_duration
 from metercom.service.secrets import SecretRef, parse_secret_ref
 from metercom.transport.base import LineSettings
@@ -97,8 +99,11 @@ _TOP_KEYS: Final = (
     "plans",
     "schedules",
     "rules",
+    "neutral",
     "prepaid",
     "notify",
+    "web",
+    "upstreams",
 )
 _LINE_KEYS: Final = (
     "id",
@@ -525,8 +530,11 @@ class _Checker:
         schedules = self.schedules(doc, service.timezone, {g.id for g in groups}, {p.id for p in plans})
         self.shared_links([*lines, *implicit])
         rules = check_rules(self, doc, meters, groups)
+        neutral = check_neutral(self, doc, meters, groups)
         prepaid = check_prepaid(self, doc, meters)
         notify = check_notify(self, doc, meters)
+        web = check_web(self, doc)
+        upstreams = check_upstreams(self, doc)
         if self.problems:
             return None
         return FleetConfig(
@@ -540,8 +548,11 @@ class _Checker:
             plans=tuple(plans),
             schedules=tuple(schedules),
             rules=tuple(rules),
+            neutral=tuple(neutral),
             prepaid=prepaid,
             notify=notify,
+            web=web,
+            upstreams=upstreams,
         )
 
     def service(self, doc: Mapping[str, Any]) -> ServiceSettings:

@@ -296,10 +296,9 @@ class GapRecovery:
                 # A day of context before the known-complete point keeps the period inferable.
                 since = max(since, complete - self.max_span)
         self._last_marker[(meter_id, name)] = marker
-        rows = await self.store.profile_rows(
+        times = await self.store.profile_times(
             meter_id, name, since=since, until=marker + timedelta(microseconds=1)
         )
-        times = [row.capture_time for row in rows]
         period = self._period(meter_id, times)
         if period is None:
             return []

@@ -16,6 +16,11 @@ top-ups are commands like any other (recorded, at most once, read back, audited)
 centre built from ``[notify]`` is the collector's availability listener (the ``listener``
 given here is told too); alarm episodes and the prepaid ledger live in the store.
 
+Forwarding (:mod:`.forward`): the ``[[upstreams]]`` of the configuration in force are run by a
+:class:`~metercom.service.forward.runner.ForwardingRunner`; their sinks are registered in the
+store before collection starts (and before a new version is applied), so nothing collected
+misses the outbox. ``forwarding_status()`` gives the backlog size and age per sink.
+
 Usage::
 
     headend = HeadEnd(store, ConfigStore(store), listener=notifier)
@@ -38,12 +43,14 @@ from datetime import datetime
 from typing import Any, Final
 
 from metercom.clock import Clock, current_clock
-from metercom.errors import InputError, ServiceError
+from metercom.errors import InputError, MetercomError, ServiceError
 from metercom.service.automation import Automation
 from metercom.service.collector import AvailabilityListener, Collector, CollectOutcome, RetryPolicy
 from metercom.service.commands import DEFAULT_TIME_SYNC_THRESHOLD_S, CommandExecutor, CommandKind
 from metercom.service.config_model import FleetConfig
 from metercom.service.config_store import ConfigChange, ConfigStore
+from metercom.service.forward import SinkStatus
+from metercom.service.forward.runner import ForwardingRunner
 from metercom.service.gaps import GapRecovery
 from metercom.service.meters import LinkPool, SessionFactory
 from metercom.service.notify import AlarmKind, AlarmRecord, AlarmState
@@ -104,6 +111,8 @@ class HeadEnd:
         )
         #: Rules, neutral detection, prepaid and alarms (see :mod:`.automation`).
         self.automation = Automation(store, self.commands, clock=clock, env=env, listener=listener)
+        #: Store-and-forward to the ``[[upstreams]]`` (see :mod:`.forward`).
+        self.forwarding = ForwardingRunner(store, clock=clock, env=env)
         self.collector.listener = self.automation
         self.collector.on_collected = self.automation.on_collected
         self.schedules = ScheduleRunner(self._fire, clock=clock)
@@ -139,6 +148,8 @@ class HeadEnd:
         if applied is None:
             raise ServiceError("there is no configuration in the store: apply one before starting")
         await self.automation.start(applied.config)
+        # Sinks are registered before collection starts: nothing collected misses the outbox.
+        await self.forwarding.configure(applied.config)
         self._apply(applied.config, applied.version)
         self._unsubscribe = self.configs.subscribe(self._on_change)
         await self.commands.resume()
@@ -163,6 +174,7 @@ class HeadEnd:
         await self.collector.stop()
         await self.commands.wait_idle()
         await self.automation.stop()
+        await self.forwarding.stop()
         log.info("head-end stopped")
 
     async def __aenter__(self) -> HeadEnd:
@@ -176,6 +188,10 @@ class HeadEnd:
         if self._stopped:
             return
         await self.automation.configure(change.config)
+        try:
+            await self.forwarding.configure(change.config)
+        except MetercomError as exc:  # the store failed: the old forwarder stays, retried next change
+            log.error("head-end: forwarding not reconfigured for version %d: %s", change.version, exc)
         self._apply(change.config, change.version)
         log.info("head-end: configuration version %d in force (%s)", change.version, change.diff.summary())
 
@@ -221,6 +237,34 @@ class HeadEnd:
             kind, meter_id, args, requested_by=requested_by, idempotency_key=idempotency_key
         )
 
+    async def submit_command(
+        self,
+        kind: CommandKind | str,
+        meter_id: str,
+        args: Mapping[str, Any] | None = None,
+        *,
+        requested_by: str,
+        idempotency_key: str | None = None,
+    ) -> CommandRecord:
+        """Record a command and start it without waiting for its end (what the REST API answers
+        202 with); read its progress back with ``store.command(id)``."""
+        if self._stopped:
+            raise ServiceError("the head-end is stopping: no new commands")
+        return await self.commands.submit(
+            kind, meter_id, args, requested_by=requested_by, idempotency_key=idempotency_key
+        )
+
+    def prepaid_accounts(self) -> list[PrepaidAccount]:
+        """Every prepaid account, by account id."""
+        return [self.automation.accounts[k] for k in sorted(self.automation.accounts)]
+
+    def prepaid_account_of_meter(self, meter_id: str) -> PrepaidAccount | None:
+        """The prepaid account of a meter, or ``None``."""
+        try:
+            return self.automation.account_of_meter(meter_id)
+        except InputError:
+            return None
+
     async def top_up(
         self, account_id: str, amount_minor: int, idempotency_key: str, *, requested_by: str
     ) -> CommandRecord:
@@ -263,6 +307,10 @@ class HeadEnd:
     async def acknowledge(self, alarm_id: str, user: str, note: str = "") -> AlarmRecord:
         """Acknowledge an alarm episode (stored before this returns)."""
         return await self.automation.acknowledge(alarm_id, user, note)
+
+    async def forwarding_status(self) -> list[SinkStatus]:
+        """Per upstream sink: backlog size and age, confirmations, failures, rate."""
+        return await self.forwarding.status()
 
     def rule_actions(self) -> tuple[RuleAction, ...]:
         """The latest rule transitions and what was done about them (dry runs included)."""

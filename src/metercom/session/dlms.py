@@ -951,16 +951,24 @@ class DlmsClient:
         )
         converted: list[tuple[object, ...]] = []
         width = len(selected)
+        scalers = [c.scaler_unit for c in profile_columns]
+        cell = self._cell
         for n, row in enumerate(rows):
             if len(row) != width:
                 raise RemoteProtocolError(
                     f"profile {target} row {n} has {len(row)} values, {width} columns were asked for",
                     layer="dlms-session",
                 )
-            converted.append(tuple(self._cell(c, v) for c, v in zip(profile_columns, row, strict=True)))
+            # A scaled integer (most cells of a load profile) takes the short way.
+            converted.append(
+                tuple(
+                    su.scale(v) if su is not None and type(v) is int else cell(su, v)
+                    for su, v in zip(scalers, row, strict=True)
+                )
+            )
         return ProfileReadout(target, profile_columns, tuple(converted), event.blocks)
 
-    def _cell(self, column: ProfileColumn, value: object) -> object:
+    def _cell(self, su: ScalerUnit | None, value: object) -> object:
         if value is None:
             return None
         if isinstance(value, CosemDateTime):
@@ -968,7 +976,6 @@ class DlmsClient:
                 return value.to_datetime(default_tz=self.tz)
             except DlmsValueError:
                 return value
-        su = column.scaler_unit
         if su is not None and isinstance(value, int | float) and not isinstance(value, bool):
             return su.scale(value)
         return value

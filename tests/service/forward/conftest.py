@@ -3,7 +3,7 @@
 The brokers come from ``METERCOM_TEST_MQTT`` (default ``mqtt://127.0.0.1:1883``) and
 ``METERCOM_TEST_NATS`` (default ``nats://127.0.0.1:4222``, JetStream enabled). Unreachable
 servers skip those tests locally and fail them under ``CI`` (any value but ``0``/``false``),
-like PostgreSQL in ``tests/service/conftest.py``.
+like PostgreSQL in ``tests/conftest.py``.
 """
 
 from __future__ import annotations

@@ -19,17 +19,17 @@ import pytest
 
 from metercom.clock import VirtualClock, current_clock
 from metercom.errors import RuleError, TransportError
-from metercom.service.rules.engine import (
+from metercom.model.rules import (
     Command,
     Rule,
     RuleEngine,
-    RuleRunner,
     RuleState,
     RuleTransition,
     decode_slot,
     encode_slot,
+    parse,
 )
-from metercom.service.rules.expr import parse
+from metercom.service.rules.engine import RuleRunner
 from metercom.sim.load import (
     EventConfig,
     EventKind,

@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from metercom.errors import RuleError, ServiceError
-from metercom.service.rules.expr import (
+from metercom.model.rules.expr import (
     MAX_DEPTH,
     MAX_LENGTH,
     STANDARD_VOCABULARY,

@@ -355,10 +355,11 @@ class DlmsMeterSession:
         names = readout.names
         units = {c.name: c.unit for c in readout.columns if c.unit is not None}
         clock = next(i for i, c in enumerate(readout.columns) if c.capture_object.is_clock_time)
+        shared_units = MappingProxyType(units)  # read-only, so every row can carry the one view
         rows: list[ProfileRow] = []
         for when, row in await self._stamped(obis, readout):
             values = {names[i]: _value(cell) for i, cell in enumerate(row) if i != clock}
-            rows.append(ProfileRow(when, MappingProxyType(values), units=MappingProxyType(dict(units))))
+            rows.append(ProfileRow(when, MappingProxyType(values), units=shared_units))
         return rows
 
     async def read_events(self, obis: Obis, start: datetime, end: datetime) -> list[MeterEvent]:

@@ -13,7 +13,10 @@ Theory of operation:
   (``C.D.E`` with any ``F``; A and B must match unless the plan gives ``1-0``) and stamped with
   the device's clock when the profile has one (pmtr3), else left to the collector (head-end time).
 * Capabilities follow the profile: clock read/set and the event ring (pmtr3), the load relay
-  (pmtr3 ``load_relay``). Load profiles are not offered: no Modbus profile here keeps one.
+  (pmtr3 ``load_relay``), auxiliary outputs (the other relays: :meth:`set_output`) and rule
+  slots for rules the meter evaluates itself (:meth:`sync_rule_slots`: read back, compare by
+  CRC, write only what differs, read back again). Load profiles are not offered: no Modbus
+  profile here keeps one.
 * The link belongs to the scheduler's pool: :meth:`close` never closes it.
 """
 
@@ -22,11 +25,13 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from types import MappingProxyType
+from typing import Any
 
-from metercom.errors import ConfigError
+from metercom.errors import ConfigError, RemoteProtocolError
 from metercom.model.modbus_profile import ModbusProfile, load_modbus_profile
 from metercom.model.obis import Obis
 from metercom.model.reading import Reading
+from metercom.model.rules.slots import slot_crc
 from metercom.service.config_model import LineKind, ModbusAddress, ReadPlan
 from metercom.service.meters import (
     Capabilities,
@@ -172,6 +177,70 @@ class ModbusMeterSession:
 
     async def disconnect(self) -> None:
         await self._switch(False)
+
+    # -- auxiliary outputs and rule slots (relay meters) ---------------------------------------
+
+    def _output(self, output: int) -> int:
+        relays = self.profile.relays
+        self._need(relays is not None, "relays")
+        assert relays is not None  # noqa: S101 - checked above
+        if not 1 <= output <= relays.count or output == self._load_relay:
+            raise NotSupportedError(
+                f"Modbus profile {self.profile.name}: no auxiliary output {output} "
+                f"(outputs 1..{relays.count}, {self._load_relay} is the supply relay)"
+            )
+        return output
+
+    async def set_output(self, output: int, high: bool) -> None:
+        """Switch auxiliary output ``output`` (a relay other than the supply): high = closed."""
+        await self.device.set_relay(self._output(output), high)
+
+    async def read_output(self, output: int) -> bool:
+        return (await self.device.read_relays())[self._output(output) - 1]
+
+    async def sync_rule_slots(self, images: Sequence[bytes]) -> dict[str, Any]:
+        """Make the meter's rule slots hold ``images`` (slot 1 first; missing ones: empty).
+
+        Idempotent: the slots' CRCs are read first (one request) and only slots that differ are
+        written, each in one request and read back; then the status is read again to confirm.
+        """
+        relays = self.profile.relays
+        spec = relays.rules if relays is not None else None
+        self._need(spec is not None, "rule slots")
+        assert spec is not None  # noqa: S101 - checked above
+        if len(images) > spec.slots.count:
+            raise NotSupportedError(
+                f"Modbus profile {self.profile.name}: {len(images)} rule slots asked, "
+                f"it has {spec.slots.count}"
+            )
+        wanted = [*images, *[b""] * (spec.slots.count - len(images))]
+        before = await self.device.read_rule_status()
+        written: list[int] = []
+        cleared: list[int] = []
+        unchanged: list[int] = []
+        for status, image in zip(before, wanted, strict=True):
+            slot = status.index + 1
+            if status.crc == slot_crc(image):
+                unchanged.append(slot)
+                continue
+            await self.device.write_rule_image(status.index, image)
+            back = await self.device.read_rule_image(status.index)
+            if back != image:
+                raise RemoteProtocolError(
+                    f"unit {self.device.unit} rule slot {slot} reads back {len(back)} bytes "
+                    f"(CRC 0x{slot_crc(back):08X}) after writing {len(image)} (CRC 0x{slot_crc(image):08X})",
+                    layer="modbus",
+                )
+            (written if image else cleared).append(slot)
+        if written or cleared:
+            after = await self.device.read_rule_status()
+            wrong = [s.index + 1 for s, image in zip(after, wanted, strict=True) if s.crc != slot_crc(image)]
+            if wrong:
+                raise RemoteProtocolError(
+                    f"unit {self.device.unit}: rule slots {wrong} do not hold the pushed rules",
+                    layer="modbus",
+                )
+        return {"written": written, "cleared": cleared, "unchanged": unchanged, "confirmed": True}
 
     async def reconnect(self) -> None:
         await self._switch(True)

@@ -8,8 +8,9 @@ Nothing is lost (the outbox entry exists from the transaction that stored the re
 the confirmation) and nothing is stored twice (the receiver stores each batch id once).
 
 Theory of operation, per sink: claim a batch (:meth:`Store.claim_outbox_batch`), send it under
-``confirm_timeout_s``, confirm it (:meth:`Store.confirm_outbox_batch`), pace to
-``max_rate_per_s``, repeat; with nothing pending, wait ``interval_s`` or until :meth:`wake`.
+``confirm_timeout_s``, confirm it and claim the next one in the same transaction
+(:meth:`Store.confirm_and_claim_outbox_batch`: one commit per batch while a backlog drains),
+pace to ``max_rate_per_s``, repeat; with nothing pending, wait ``interval_s`` or until :meth:`wake`.
 A failed send backs off exponentially (``retry_min_s`` .. ``retry_max_s``, +-20 % jitter) and
 then resends the same batch; the sink is logged as unavailable once and as back once. Sinks
 are independent: one sink being down never holds another back. A separate task drops pending
@@ -227,15 +228,18 @@ class Forwarder:
         delay = policy.retry_min_s
         next_send = loop.time()
         retry: OutboxBatch | None = None
+        claimed: OutboxBatch | None = None  # claimed with the last confirmation
         while True:
             try:
                 if retry is not None:  # what the store would hand out again, without reading it
                     batch: OutboxBatch | None = replace(retry, resend=True)
+                elif claimed is not None:
+                    batch = claimed
                 else:
                     batch = await self._store.claim_outbox_batch(
                         name, limit=policy.batch_size, live_share=policy.live_share
                     )
-                retry = None
+                retry = claimed = None
             except MetercomError as exc:
                 log.warning("forwarder %s: cannot read the outbox: %s", name, exc)
                 await asyncio.sleep(self._backoff(delay))
@@ -267,7 +271,9 @@ class Forwarder:
                 delay = min(delay * 2, policy.retry_max_s)
                 continue
             try:
-                await self._store.confirm_outbox_batch(name, batch.batch_id)
+                _, claimed = await self._store.confirm_and_claim_outbox_batch(
+                    name, batch.batch_id, limit=policy.batch_size, live_share=policy.live_share
+                )
             except MetercomError as exc:
                 # The receiver has the batch; it is resent (and recognised) once the store works.
                 log.warning("forwarder %s: cannot record confirmation of %s: %s", name, batch.batch_id, exc)
@@ -294,15 +300,31 @@ class Forwarder:
         else:
             log.debug("sink %s still unavailable (%d): %s", sink.name, rt.consecutive_failures, reason)
 
+    def _expiry_plan(self) -> list[tuple[timedelta, list[str] | None]]:
+        """(retention, sinks) passes: each sink with its own retention, then every registered
+        sink (also those no longer configured) with the longest retention in force, so nothing
+        a configured sink still keeps is dropped and a forgotten sink cannot grow forever."""
+        groups: dict[timedelta, list[str]] = {}
+        for up in self._upstreams:
+            groups.setdefault(up.keep_unsent or self._keep_unsent, []).append(up.sink.name)
+        plan: list[tuple[timedelta, list[str] | None]] = list(groups.items())
+        plan.append((max([self._keep_unsent, *groups]), None))
+        return plan
+
+    async def expire_now(self) -> dict[str, int]:
+        """Drop pending entries older than their sink's retention now; returns drops per sink."""
+        total: dict[str, int] = {}
+        for keep, sinks in self._expiry_plan():
+            dropped = await self._store.expire_outbox(keep, sinks=sinks)
+            for name, n in dropped.items():
+                total[name] = total.get(name, 0) + n
+                log.error("sink %s: dropped %d readings never confirmed within %s", name, n, keep)
+        return total
+
     async def _run_expiry(self) -> None:
         while True:
             try:
-                dropped = await self._store.expire_outbox(self._keep_unsent)
+                await self.expire_now()
             except MetercomError as exc:
                 log.warning("forwarder: cannot expire old outbox entries: %s", exc)
-            else:
-                for name, n in dropped.items():
-                    log.error(
-                        "sink %s: dropped %d readings never confirmed within %s", name, n, self._keep_unsent
-                    )
             await asyncio.sleep(self._expire_every.total_seconds())

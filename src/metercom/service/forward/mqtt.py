@@ -12,6 +12,12 @@ topic-safe by :func:`topic_token`)::
     <prefix>/<node>/state/<meter>/<obis>  last value, retained, QoS 1 (after confirmation)
     homeassistant/sensor/<node>/<meter>_<obis>/config   discovery config, retained
 
+Without a central receiver (a home: Mosquitto and Home Assistant, nothing else), there is
+nobody to echo an id: with ``confirm="broker"`` the sink publishes the batch and the state
+topics with QoS 1 and counts the broker's PUBACKs as the confirmation (the broker is then the
+destination: it keeps the retained state Home Assistant reads). That is the only confirmation
+such a setup offers, and it is never the default.
+
 Theory of operation: one connection per sink (clean session), made on first send and again
 after any failure; a reader task resolves the waiting send when the confirmation with its id
 arrives. A confirmation lost anywhere (the central was down, the reply was dropped, we were
@@ -39,11 +45,12 @@ import aiomqtt
 from metercom.errors import ConfigError, InputError, UploadError
 from metercom.model.obis import Obis
 from metercom.service.forward.sink import resolve_secret_text
-from metercom.service.forward.wire import decode_confirmation, encode_batch
+from metercom.service.forward.wire import decode_confirmation, encode_batch, is_reading
 from metercom.service.secrets import Secret, SecretRef
 from metercom.service.store import OutboxBatch, OutboxItem
 
 __all__ = [
+    "CONFIRM_MODES",
     "MqttSink",
     "discovery_config",
     "parse_mqtt_url",
@@ -53,6 +60,8 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 _STATE_CONCURRENCY: Final = 8
+#: Who confirms a batch: the central receiver (its echo of the id) or the broker (PUBACKs).
+CONFIRM_MODES: Final = ("receiver", "broker")
 _UNSAFE: Final = re.compile(r"[^A-Za-z0-9_-]")
 #: unit -> (Home Assistant device_class, state_class)
 _HA_CLASSES: Final[dict[str, tuple[str | None, str]]] = {
@@ -147,8 +156,14 @@ class MqttSink:
         keepalive_s: int = 60,
         connect_timeout_s: float = 10.0,
         tls_context: ssl.SSLContext | None = None,
+        confirm: str = "receiver",
     ) -> None:
         self.host, self.port, tls = parse_mqtt_url(url)
+        if confirm not in CONFIRM_MODES:
+            raise ConfigError(
+                f"confirm is one of {', '.join(CONFIRM_MODES)}, got {confirm!r}", where=f"sink {name}"
+            )
+        self.confirm = confirm
         if password is not None and username is None:
             raise ConfigError("an MQTT password needs a username", where=f"sink {name}")
         self._name = name
@@ -211,7 +226,8 @@ class MqttSink:
         except aiomqtt.MqttError as exc:
             raise UploadError(f"sink {self._name}: cannot connect to {self.url}: {exc}") from None
         try:
-            await client.subscribe(self.reply_topic, qos=1)
+            if self.confirm == "receiver":
+                await client.subscribe(self.reply_topic, qos=1)
         except aiomqtt.MqttError as exc:
             with contextlib.suppress(aiomqtt.MqttError):
                 await client.__aexit__(None, None, None)
@@ -240,8 +256,17 @@ class MqttSink:
                 waiter.set_exception(error)
 
     async def send(self, batch: OutboxBatch) -> None:
-        """Publish ``batch`` and wait for the central's confirmation of its id."""
+        """Publish ``batch`` and wait for the central's confirmation of its id (with
+        ``confirm="broker"``: for the broker's PUBACKs of the batch and the state topics)."""
         client = await self._ensure()
+        if self.confirm == "broker":
+            try:
+                await client.publish(self.data_topic, encode_batch(batch, source=self.source), qos=1)
+                await self._publish_state(client, batch)
+            except aiomqtt.MqttError as exc:
+                await self.close()
+                raise UploadError(f"sink {self._name}: publishing to {self.url} failed: {exc}") from None
+            return
         payload = encode_batch(batch, source=self.source)
         waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._waiters[batch.batch_id] = waiter
@@ -265,7 +290,7 @@ class MqttSink:
 
     async def _publish_state(self, client: aiomqtt.Client, batch: OutboxBatch) -> None:
         newest: dict[tuple[str, str], OutboxItem] = {}
-        for item in batch.items:
+        for item in filter(is_reading, batch.items):  # profile rows and events have no state topic
             key = (item.meter_id, item.obis)
             if key not in newest or item.capture_time >= newest[key].capture_time:
                 newest[key] = item

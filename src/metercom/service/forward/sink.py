@@ -10,6 +10,7 @@ forwarder sends the same batch (same id) again later.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Protocol, runtime_checkable
 
 from metercom.errors import ConfigError, InputError, UploadError
@@ -73,10 +74,16 @@ class ForwardPolicy:
 
 @dataclass(frozen=True, slots=True)
 class Upstream:
-    """A sink and the policy it is fed with."""
+    """A sink, the policy it is fed with, and how long its unconfirmed readings are kept
+    (``None``: the forwarder's ``keep_unsent``, by default 90 days)."""
 
     sink: Sink
     policy: ForwardPolicy = ForwardPolicy()
+    keep_unsent: timedelta | None = None
+
+    def __post_init__(self) -> None:
+        if self.keep_unsent is not None and self.keep_unsent <= timedelta(0):
+            raise InputError("keep_unsent must be positive")
 
 
 def resolve_secret_text(secret: SecretRef | Secret, what: str) -> str:

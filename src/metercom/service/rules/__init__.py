@@ -1,38 +1,17 @@
-"""Rules and relay actions of the head-end, and broken-neutral detection.
+"""The head-end's side of rules: acting on them, and broken-neutral detection.
 
-* :mod:`.expr` - the expression language (safe parser, typed evaluation, relay-meter programs);
-* :mod:`.engine` - rules in action slots, time-weighted averages, hysteresis, dry run, the
-  :class:`~metercom.service.rules.engine.Actuator` protocol and the runner;
+* :mod:`.engine` - the :class:`~metercom.service.rules.engine.Actuator` protocol the head-end
+  implements with its commands, and the :class:`~metercom.service.rules.engine.RuleRunner`;
 * :mod:`.neutral` - the broken-neutral detector on three phase voltages.
 
-See ``docs/rules.md``.
+The expression language, the rule engine (slots, time-weighted averages, hysteresis, dry run)
+and the slot images pushed to meters are shared with relay meters and live in
+:mod:`metercom.model.rules`. See ``docs/rules.md``.
 """
 
 from __future__ import annotations
 
-from metercom.service.rules.engine import (
-    DEFAULT_MAX_SLOTS,
-    Actuator,
-    Command,
-    Rule,
-    RuleAction,
-    RuleEngine,
-    RuleRunner,
-    RuleState,
-    RuleStatus,
-    RuleTransition,
-    decode_slot,
-    encode_slot,
-)
-from metercom.service.rules.expr import (
-    STANDARD_VOCABULARY,
-    Expression,
-    QuantitySpec,
-    RuleEvaluationError,
-    RuleSyntaxError,
-    Vocabulary,
-    parse,
-)
+from metercom.service.rules.engine import Actuator, RuleAction, RuleRunner
 from metercom.service.rules.neutral import (
     BrokenNeutralDetector,
     NeutralAssessment,
@@ -42,28 +21,12 @@ from metercom.service.rules.neutral import (
 )
 
 __all__ = [
-    "DEFAULT_MAX_SLOTS",
-    "STANDARD_VOCABULARY",
     "Actuator",
     "BrokenNeutralDetector",
-    "Command",
-    "Expression",
     "NeutralAssessment",
     "NeutralConfig",
     "NeutralEvent",
     "NeutralEventKind",
-    "QuantitySpec",
-    "Rule",
     "RuleAction",
-    "RuleEngine",
-    "RuleEvaluationError",
     "RuleRunner",
-    "RuleState",
-    "RuleStatus",
-    "RuleSyntaxError",
-    "RuleTransition",
-    "Vocabulary",
-    "decode_slot",
-    "encode_slot",
-    "parse",
 ]

@@ -33,7 +33,14 @@ from sqlalchemy.pool import ConnectionPoolEntry, StaticPool
 
 from metercom.errors import InputError, StoreError
 
-__all__ = ["WRITE", "create_store_engine", "display_url", "resolve_url", "translate_error"]
+__all__ = [
+    "WRITE",
+    "create_store_engine",
+    "display_url",
+    "is_write_conflict",
+    "resolve_url",
+    "translate_error",
+]
 
 #: Execution option that makes a transaction a write transaction (BEGIN IMMEDIATE on SQLite).
 WRITE: Final = "metercom_write"
@@ -120,6 +127,26 @@ def _sqlite_engine(url: URL, busy_timeout_s: float) -> Engine:
         connection.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
 
     return engine
+
+
+#: PostgreSQL errors that mean "another transaction got there first" (SQLSTATE 23505, 40P01,
+#: 40001): the whole transaction can simply run again.
+_CONFLICTS: Final = frozenset({"UniqueViolation", "DeadlockDetected", "SerializationFailure"})
+
+
+def is_write_conflict(exc: BaseException, dialect: str) -> bool:
+    """True when ``exc`` is a PostgreSQL transaction that lost a race with a concurrent one.
+
+    Read-compare-write upserts under read committed: two transactions that insert the same new
+    key both find it missing; the second insert waits for the first transaction and then fails
+    with a unique violation (or, with keys in another order, a deadlock). Run again, the loser
+    finds the winner's rows and its write becomes a no-op or an audited update. SQLite never
+    gets here (a write transaction holds the file's write lock from its first statement), so
+    a constraint violation there is a real error and is never retried.
+    """
+    if dialect != "postgresql" or not isinstance(exc, DBAPIError) or exc.orig is None:
+        return False
+    return type(exc.orig).__name__ in _CONFLICTS
 
 
 def _first_line(exc: BaseException) -> str:

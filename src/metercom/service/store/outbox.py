@@ -28,34 +28,52 @@ not yet in a batch (superseded), and an open batch is always resent before a new
 
 An outbox row is deleted once no sink has it pending. Pending entries older than the retention
 of unsent data (default 90 days) are dropped by :func:`expire` and counted per sink.
+
+Profile rows and events travel through the same outbox (no table of their own, so one order
+and one confirmation cover everything a meter gave): ``value_kind`` is :data:`PROFILE_ROW`
+(``obis`` holds the profile, ``value_text`` canonical JSON ``{"values": {column: [kind,
+text]}, "units": {...}}``) or :data:`EVENT` (``obis`` holds the log, ``capture_time`` the
+event's time, ``value_text`` canonical JSON ``{"code", "description", "data"}``); any other
+kind is a reading. A revised profile row or event supersedes its older pending value like a
+reading (an event's key includes its code).
+
+The central receiver's de-duplication table ``received_batches`` is trimmed by
+:func:`expire_received` (its retention must exceed the senders' retention of unsent data).
 """
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from typing import Any, Final
 
-from sqlalchemy import Row, delete, exists, func, insert, select, update
+from sqlalchemy import delete, exists, func, insert, select, update
 from sqlalchemy.engine import Connection
 
 from metercom.errors import InputError
 from metercom.service.store.records import OutboxBacklog, OutboxBatch, OutboxItem
-from metercom.service.store.tables import outbox, outbox_pending, outbox_sinks
-from metercom.service.store.types import decode_value
+from metercom.service.store.tables import outbox, outbox_pending, outbox_sinks, received_batches
+from metercom.service.store.types import canonical_json, decode_value
 
 __all__ = [
+    "EVENT",
+    "PROFILE_ROW",
     "check_sink_name",
     "claim",
     "confirm",
     "enqueue",
     "expire",
+    "expire_received",
     "register_sinks",
     "stats",
     "unregister_sink",
 ]
 
+#: ``value_kind`` of an outbox entry holding a profile row / an event (see the module docstring).
+PROFILE_ROW: Final = "profile_row"
+EVENT: Final = "event"
 #: Keys per ``IN (...)`` list, well under SQLite's and psycopg's parameter limits.
 _CHUNK: Final = 5000
 _MAX_NAME: Final = 64
@@ -94,54 +112,87 @@ def unregister_sink(conn: Connection, name: str) -> int:
     return int(dropped)
 
 
-def enqueue(conn: Connection, meter_id: str, rows: Sequence[dict[str, Any]], now: datetime) -> int:
-    """Append reading snapshots (store row dicts with ``revision``) and make them pending for
-    every registered sink; returns the entries appended (0 without sinks)."""
+def _snapshot(meter_id: str, row: dict[str, Any], record: str, now: datetime) -> dict[str, Any]:
+    if record == "reading":
+        obis, kind, text, unit, status = (
+            row["obis"],
+            row["value_kind"],
+            row["value_text"],
+            row["unit"],
+            row["status"],
+        )
+    elif record == "profile row":
+        obis, kind, unit, status = row["profile"], PROFILE_ROW, None, row["status"]
+        # row_values and units are canonical JSON already: splice them, do not re-encode.
+        text = f'{{"units":{row["units"]},"values":{row["row_values"]}}}'
+    elif record == "event":
+        obis, kind, unit, status = row["log"], EVENT, None, "ok"
+        data = json.loads(row["data"]) if row["data"] else None
+        text = canonical_json({"code": row["code"], "description": row["description"], "data": data})
+    else:
+        raise InputError(f"unknown outbox record {record!r}")
+    return {
+        "meter_id": meter_id,
+        "obis": obis,
+        "capture_time": row["event_time"] if record == "event" else row["capture_time"],
+        "value_kind": kind,
+        "value_text": text,
+        "unit": unit,
+        "status": status,
+        "revision": row["revision"],
+        "enqueued_at": now,
+    }
+
+
+def enqueue(
+    conn: Connection, meter_id: str, rows: Sequence[dict[str, Any]], now: datetime, *, record: str = "reading"
+) -> int:
+    """Append snapshots of store rows with their ``revision`` (``record``: ``reading``,
+    ``profile row`` or ``event``, the store's nouns) and make them pending for every registered
+    sink; returns the entries appended (0 without sinks)."""
     if not rows:
         return 0
     sinks = list(conn.execute(select(outbox_sinks.c.name)).scalars())
     if not sinks:
         return 0
-    values = [
-        {
-            "meter_id": meter_id,
-            "obis": row["obis"],
-            "capture_time": row["capture_time"],
-            "value_kind": row["value_kind"],
-            "value_text": row["value_text"],
-            "unit": row["unit"],
-            "status": row["status"],
-            "revision": row["revision"],
-            "enqueued_at": now,
-        }
-        for row in rows
-    ]
-    seqs = list(
-        conn.execute(
-            insert(outbox).returning(outbox.c.seq, outbox.c.obis, outbox.c.capture_time, outbox.c.revision),
-            values,
-        )
-    )
-    revised = [s for s in seqs if s.revision > 0]
+    values = [_snapshot(meter_id, row, record, now) for row in rows]
+    # Only the new keys come back (no value is converted back); superseding takes what it needs
+    # from ``values`` and skips the entries just made.
+    seqs = list(conn.execute(insert(outbox).returning(outbox.c.seq), values).scalars())
+    revised = [v for v in values if v["revision"] > 0]
     if revised:
-        _supersede(conn, meter_id, revised)
-    conn.execute(insert(outbox_pending), [{"sink": sink, "seq": s.seq} for sink in sinks for s in seqs])
+        _supersede(conn, meter_id, revised, set(seqs))
+    conn.execute(insert(outbox_pending), [{"sink": sink, "seq": seq} for sink in sinks for seq in seqs])
     return len(seqs)
 
 
-def _supersede(conn: Connection, meter_id: str, revised: Sequence[Row[Any]]) -> None:
+def _event_code(text: str | None) -> object:
+    try:
+        return json.loads(text or "null").get("code")
+    except (ValueError, AttributeError):
+        return None
+
+
+def _supersede(conn: Connection, meter_id: str, revised: Sequence[dict[str, Any]], new: set[int]) -> None:
     older: list[int] = []
     for row in revised:
-        older.extend(
-            conn.execute(
-                select(outbox.c.seq).where(
-                    outbox.c.meter_id == meter_id,
-                    outbox.c.obis == row.obis,
-                    outbox.c.capture_time == row.capture_time,
-                    outbox.c.seq < row.seq,
-                )
-            ).scalars()
+        kind = row["value_kind"]
+        query = select(outbox.c.seq, outbox.c.value_text).where(
+            outbox.c.meter_id == meter_id,
+            outbox.c.obis == row["obis"],
+            outbox.c.capture_time == row["capture_time"],
         )
+        if kind in (PROFILE_ROW, EVENT):
+            query = query.where(outbox.c.value_kind == kind)
+        else:
+            query = query.where(outbox.c.value_kind.not_in((PROFILE_ROW, EVENT)))
+        for seq, text in conn.execute(query):
+            if seq in new:
+                continue
+            # Events share (log, time) across codes: only the same code is superseded.
+            if kind == EVENT and _event_code(text) != _event_code(row["value_text"]):
+                continue
+            older.append(seq)
     if not older:
         return
     for part in _chunks(older):
@@ -173,7 +224,9 @@ def _items(conn: Connection, sink: str, batch_id: str) -> tuple[OutboxItem, ...]
             meter_id=row.meter_id,
             obis=row.obis,
             capture_time=row.capture_time,
-            value=decode_value(row.value_kind, row.value_text),
+            value=None
+            if row.value_kind in (PROFILE_ROW, EVENT)
+            else decode_value(row.value_kind, row.value_text),
             value_kind=row.value_kind,
             value_text=row.value_text,
             unit=row.unit,
@@ -193,8 +246,10 @@ def claim(conn: Connection, sink: str, *, limit: int, live_share: float) -> Outb
     if not 0.0 <= live_share < 1.0:
         raise InputError("live_share is a fraction in [0, 1)")
     p = outbox_pending.c
+    # At most one batch per sink is open (a new one is made only when none is): no ORDER BY, so
+    # the (sink, batch_id) index answers at once instead of a walk over the whole backlog.
     open_id = conn.execute(
-        select(p.batch_id).where(p.sink == sink, p.batch_id.is_not(None)).order_by(p.seq).limit(1)
+        select(p.batch_id).where(p.sink == sink, p.batch_id.is_not(None)).limit(1)
     ).scalar()
     if open_id is not None:
         return OutboxBatch(sink, open_id, _items(conn, sink, open_id), resend=True)
@@ -275,19 +330,23 @@ def _as_time(value: datetime | str | None) -> datetime | None:
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
-def expire(conn: Connection, cutoff: datetime, batch_size: int) -> dict[str, int]:
+def expire(
+    conn: Connection, cutoff: datetime, batch_size: int, sinks: Sequence[str] | None = None
+) -> dict[str, int]:
     """Drop up to ``batch_size`` pending entries stored before ``cutoff`` that are not in an
-    open batch; returns the number dropped per sink (and counts them on the sink)."""
+    open batch (of ``sinks``, or of every sink); returns the number dropped per sink (and counts
+    them on the sink)."""
     p = outbox_pending.c
-    victims = list(
-        conn.execute(
-            select(p.sink, p.seq)
-            .join(outbox, outbox.c.seq == p.seq)
-            .where(outbox.c.enqueued_at < cutoff, p.batch_id.is_(None))
-            .order_by(p.seq)
-            .limit(batch_size)
-        )
+    query = (
+        select(p.sink, p.seq)
+        .join(outbox, outbox.c.seq == p.seq)
+        .where(outbox.c.enqueued_at < cutoff, p.batch_id.is_(None))
+        .order_by(p.seq)
+        .limit(batch_size)
     )
+    if sinks is not None:
+        query = query.where(p.sink.in_(list(sinks)))
+    victims = list(conn.execute(query))
     counts: dict[str, int] = {}
     by_sink: dict[str, list[int]] = {}
     for sink, seq in victims:
@@ -303,3 +362,25 @@ def expire(conn: Connection, cutoff: datetime, batch_size: int) -> dict[str, int
         )
     _delete_orphans(conn, [seq for _, seq in victims])
     return counts
+
+
+def expire_received(conn: Connection, cutoff: datetime, batch_size: int) -> int:
+    """Forget up to ``batch_size`` received batch ids stored before ``cutoff``; returns how many.
+
+    A batch resent after its id was forgotten is stored again: its readings are upserts of the
+    same values (unchanged), so this bounds the table, not correctness of the readings; the
+    retention must still exceed the senders' retention of unsent data so that counts stay exact.
+    """
+    ids = list(
+        conn.execute(
+            select(received_batches.c.batch_id)
+            .where(received_batches.c.received_at < cutoff)
+            .order_by(received_batches.c.received_at)
+            .limit(batch_size)
+        ).scalars()
+    )
+    for start in range(0, len(ids), _CHUNK):
+        conn.execute(
+            delete(received_batches).where(received_batches.c.batch_id.in_(ids[start : start + _CHUNK]))
+        )
+    return len(ids)

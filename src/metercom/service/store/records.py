@@ -13,7 +13,7 @@ from datetime import datetime
 from types import MappingProxyType
 from typing import Any
 
-from metercom.errors import StoreError
+from metercom.errors import InputError, StoreError
 from metercom.model.obis import Obis
 from metercom.model.reading import ReadingValue
 from metercom.service.store.types import utc
@@ -42,6 +42,7 @@ __all__ = [
     "StoredProfileRow",
     "StoredReading",
     "WriteResult",
+    "obis_key",
     "object_key",
 ]
 
@@ -53,8 +54,33 @@ def _empty() -> Mapping[str, Any]:
 
 
 def object_key(obj: Obis | str) -> str:
-    """The text a store uses for an object: canonical OBIS (``1-0:1.8.0*255``) or the code as given."""
-    return str(obj) if isinstance(obj, Obis) else obj
+    """The text a store writes for an object: the canonical OBIS form (``1-0:1.8.0*255``) of an
+    :class:`Obis` or of text in any form :meth:`Obis.parse` reads (``1.8.0``, ``1.0.1.8.0.255``,
+    ``0100010800FF`` ...); other text, the address of a reading whose meter used no OBIS code,
+    as given."""
+    if isinstance(obj, Obis):
+        return str(obj)
+    if not isinstance(obj, str):
+        raise InputError(f"an object is an Obis or its text, got {type(obj).__name__} {obj!r}")
+    try:
+        return str(Obis.parse(obj))
+    except InputError:
+        return obj
+
+
+def obis_key(obj: Obis | str, what: str = "OBIS code") -> str:
+    """The canonical OBIS text a query matches for ``obj`` (an :class:`Obis`, or text in any form
+    :meth:`Obis.parse` reads), so ``1.8.0`` finds what was stored as ``1-0:1.8.0*255``.
+    Anything else raises :class:`InputError` naming ``what`` (a query for a typo must not
+    quietly find nothing)."""
+    if isinstance(obj, Obis):
+        return str(obj)
+    if not isinstance(obj, str):
+        raise InputError(f"{what} must be an Obis or its text, got {type(obj).__name__} {obj!r}")
+    try:
+        return str(Obis.parse(obj))
+    except InputError as exc:
+        raise InputError(f"{what}: {exc}") from None
 
 
 class CommandNotFoundError(StoreError):
@@ -77,9 +103,10 @@ class ConfigVersionConflict(StoreError):
 class Marker:
     """Collection progress: everything of ``object`` up to ``last_collected`` is stored.
 
-    ``object`` is a register, profile or event log (an :class:`Obis`, or the code text the
-    store uses for it). Markers only move forward, and a marker can never be ahead of the
-    newest stored row of its object (the store refuses such a write).
+    ``object`` is a register, profile or event log: an :class:`Obis` or its text in any form
+    (stored canonical, see :func:`object_key`), or the address of readings without an OBIS
+    code. Markers only move forward, and a marker can never be ahead of the newest stored row
+    of its object (the store refuses such a write).
     """
 
     object: Obis | str

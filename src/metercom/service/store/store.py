@@ -6,12 +6,15 @@ different value under the same key is an update that is audited (old and new val
 a ``revision``. A collection marker is written in the same transaction as the rows it covers,
 and may never point past the newest stored row of its object.
 
-Concurrency between processes: on SQLite a write transaction holds the file's write lock from
-its first statement (``BEGIN IMMEDIATE``), so read-compare-write upserts cannot race. On
-PostgreSQL (read committed) two writers inserting the same *new* key at the same moment make
-one of them fail with a :class:`~metercom.errors.StoreError` (unique key); retrying it is a
-no-op or an audited update. The scheduler never runs two conversations with one meter, so this
-only happens when two nodes are misconfigured to collect the same meter.
+Concurrency: on SQLite a write transaction holds the file's write lock from its first
+statement (``BEGIN IMMEDIATE``), so read-compare-write upserts cannot race. On PostgreSQL (read
+committed, several store threads) two writers inserting the same *new* key at the same moment
+both find it missing, and the second insert fails with a unique violation once the first
+commits. That happens within one head-end too: the collector lets the next read of a meter
+start while the previous one is still being saved, and both carry the rows and marker past the
+old marker. The store runs such a losing transaction again (a few times, see
+:func:`~metercom.service.store.engine.is_write_conflict`); the second run sees the winner's rows,
+so the write is a no-op or an audited update, exactly as on SQLite.
 
 Forwarding: every reading inserted or revised by :meth:`Store.save_readings` is appended to the
 outbox for each registered sink in the same transaction (:mod:`.outbox` explains the layout);
@@ -34,25 +37,34 @@ awaits one job that runs a whole transaction in that thread:
 * the event loop is woken by the executor's completion callback through the loop's self-pipe,
   which also works on the :class:`~metercom.clock.VirtualClock`.
 
-No store call uses an asyncio timeout: on a virtual clock a timeout can fire "early" while the
-thread works in real time. SQLite waits for a busy lock in the worker thread (busy timeout),
-never in the event loop. Under a virtual clock, a test that also has timers pending while store
-work runs should give the clock ``real_grace_s`` so the loop does not jump past its timers
-while the thread is still working.
+Group commit: the collector's saves (readings, profile rows, events, each with its marker) and
+marker reads queue for the writer; the jobs queued while it worked run together in one
+transaction (at most ``_GROUP_MAX``), and each caller hears of its own result after that commit.
+Each save still lands entirely or not at all and its marker with its rows; one job's error rolls
+the shared transaction back and each job is run again alone. Under load this saves a BEGIN,
+a COMMIT and a thread hand-over per job; alone, a job runs exactly as before.
+
+No store call uses an asyncio timeout. SQLite waits for a busy lock in the worker thread (busy
+timeout), never in the event loop. Under a :class:`~metercom.clock.VirtualClock` every call
+holds the clock (:meth:`~metercom.clock.VirtualClock.hold`) until its job is done, so virtual
+time stands still while the thread works in real time: a store call takes no virtual time, on
+SQLite as on PostgreSQL, and the loop never jumps past its timers meanwhile.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import sqlite3
+import threading
 import uuid
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from functools import partial
+from functools import lru_cache, partial
 from types import MappingProxyType, TracebackType
 from typing import Any, Final, Self, TypeVar
 
@@ -60,6 +72,7 @@ from sqlalchemy import (
     Engine,
     Row,
     Table,
+    bindparam,
     delete,
     exists,
     func,
@@ -73,7 +86,7 @@ from sqlalchemy.engine import URL, Connection
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import aliased
 
-from metercom.clock import Clock, current_clock
+from metercom.clock import Clock, VirtualClock, current_clock
 from metercom.errors import InputError, MetercomError, StoreError
 from metercom.model.obis import Obis
 from metercom.model.reading import Reading
@@ -83,6 +96,7 @@ from metercom.service.store.engine import (
     WRITE,
     create_store_engine,
     display_url,
+    is_write_conflict,
     resolve_url,
     translate_error,
 )
@@ -109,6 +123,7 @@ from metercom.service.store.records import (
     StoredProfileRow,
     StoredReading,
     WriteResult,
+    obis_key,
     object_key,
 )
 from metercom.service.store.tables import (
@@ -131,6 +146,8 @@ T = TypeVar("T")
 
 _DEFAULT_BUSY_TIMEOUT_S: Final = 30.0
 _MAX_TEXT_KEY: Final = 64
+#: How often a PostgreSQL transaction that lost a write race is run (see ``is_write_conflict``).
+_CONFLICT_ATTEMPTS: Final = 5
 
 
 @dataclass(frozen=True, slots=True)
@@ -182,6 +199,13 @@ class Store:
         self._clock = clock
         self._executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="metercom-store")
         self._closed = False
+        # Group commit (see _run): jobs waiting for the next shared transaction.
+        self._queued: list[_Queued] = []
+        self._queued_lock = threading.Lock()
+        self._drain_scheduled = False
+        self._drain_waiters: list[tuple[asyncio.AbstractEventLoop, asyncio.Future[None]]] = []
+        #: Meters a save found in the store (they are never deleted, so once is enough).
+        self._known_meters: set[str] = set()
 
     # -- lifecycle ------------------------------------------------------------------------------
 
@@ -219,10 +243,23 @@ class Store:
             return
         self._closed = True
         loop = asyncio.get_running_loop()
-        try:
-            await loop.run_in_executor(self._executor, self._engine.dispose)
-        finally:
-            self._executor.shutdown(wait=False)
+        drained: asyncio.Future[None] = loop.create_future()
+        with self._queued_lock:
+            draining = self._drain_scheduled
+            if draining:
+                self._drain_waiters.append((loop, drained))
+        if draining:  # no connection may be out when the pool is disposed
+            await drained
+
+        def finish() -> None:
+            # Jobs still running in the workers (PostgreSQL runs several at once, some for
+            # callers that were cancelled) end first: a connection checked out while the pool is
+            # disposed would never be closed.
+            self._executor.shutdown(wait=True)
+            self._engine.dispose()
+
+        with _virtual_time_held(loop):
+            await loop.run_in_executor(None, finish)
 
     async def __aenter__(self) -> Self:
         return self
@@ -253,25 +290,111 @@ class Store:
     def _now(self) -> datetime:
         return utc((self._clock or current_clock()).now())
 
-    async def _run(self, op: str, fn: Callable[[Connection], T], *, write: bool = True) -> T:
+    async def _run(
+        self, op: str, fn: Callable[[Connection], T], *, write: bool = True, group: bool = False
+    ) -> T:
+        """Run ``fn`` in a transaction of its own, or with ``group`` in a write transaction it
+        may share with other grouped jobs queued meanwhile (group commit, see :meth:`_drain`)."""
         if self._closed:
             raise StoreError(f"cannot {op}: the store is closed")
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._executor, self._call, op, fn, write)
+        with _virtual_time_held(loop):
+            if not group:
+                return await loop.run_in_executor(self._executor, self._call, op, fn, write)
+            future: asyncio.Future[T] = loop.create_future()
+            with self._queued_lock:
+                self._queued.append(_Queued(op, fn, future, loop))
+                schedule, self._drain_scheduled = not self._drain_scheduled, True
+            if schedule:
+                self._executor.submit(self._drain)
+            return await future
+
+    def _drain(self) -> None:
+        """Worker thread: run the queued grouped jobs (at most :data:`_GROUP_MAX`) in one
+        transaction and hand each caller its own result.
+
+        Every job keeps its guarantees: it commits entirely or not at all (with the others), and
+        its caller hears of it only after the commit. If the shared transaction fails, it was
+        rolled back whole and each job is run again alone, so one job's error (a marker ahead of
+        its data, a constraint) reaches only its caller. A busy database fails them all at once
+        (running them one by one would wait out the busy timeout once per job). Jobs queued
+        meanwhile get a new drain behind the other work of the executor; once the store is
+        closing, they are run here and :meth:`close` is told when none is left.
+        """
+        while True:
+            with self._queued_lock:
+                jobs = self._queued[:_GROUP_MAX]
+                del self._queued[:_GROUP_MAX]
+                if not jobs:
+                    self._drain_scheduled = False
+                    waiters, self._drain_waiters = self._drain_waiters, []
+                    break
+            self._run_group(jobs)
+            if self._closed:
+                continue
+            with self._queued_lock:
+                if not self._queued:
+                    self._drain_scheduled = False
+                    waiters, self._drain_waiters = self._drain_waiters, []
+                    break
+            try:
+                self._executor.submit(self._drain)  # behind the jobs queued meanwhile
+                return
+            except RuntimeError:  # shut down meanwhile: finish here
+                continue
+        for loop, future in waiters:
+            with contextlib.suppress(RuntimeError):
+                loop.call_soon_threadsafe(_settle, future, None, None)
+
+    def _run_group(self, jobs: list[_Queued]) -> None:
+        outcomes: list[tuple[object, BaseException | None]]
+        try:
+            if len(jobs) == 1:
+                raise _RunAlone
+            label = f"{jobs[0].op} (with {len(jobs) - 1} more)"
+            results = self._call(label, lambda conn: [job.fn(conn) for job in jobs], True)
+            outcomes = [(result, None) for result in results]
+        except StoreError as exc:
+            if not str(exc).startswith("store busy"):
+                outcomes = [self._alone(job) for job in jobs]
+            else:
+                outcomes = [(None, exc)] * len(jobs)
+        except Exception:  # noqa: BLE001 - _RunAlone, or a job's own error: each runs alone
+            outcomes = [self._alone(job) for job in jobs]
+        # One wake-up per event loop for the whole group, not one per job.
+        by_loop: dict[asyncio.AbstractEventLoop, list[_Outcome]] = {}
+        for job, (result, error) in zip(jobs, outcomes, strict=True):
+            by_loop.setdefault(job.loop, []).append((job.future, result, error))
+        for loop, settled in by_loop.items():
+            with contextlib.suppress(RuntimeError):  # the caller's loop is closed: nobody waits
+                loop.call_soon_threadsafe(_settle_all, settled)
+
+    def _alone(self, job: _Queued) -> tuple[object, BaseException | None]:
+        try:
+            return self._call(job.op, job.fn, True), None
+        except Exception as exc:  # noqa: BLE001 - handed to the job's caller
+            return None, exc
 
     def _call(self, op: str, fn: Callable[[Connection], T], write: bool) -> T:
-        try:
-            with self._engine.connect() as conn:
-                if write:
-                    conn.execution_options(**{WRITE: True})
-                with conn.begin():
-                    return fn(conn)
-        except MetercomError:
-            raise
-        except Exception as exc:
-            if _is_driver_error(exc):
-                raise translate_error(op, exc, self._url) from exc
-            raise
+        attempt = 1
+        while True:
+            try:
+                with self._engine.connect() as conn:
+                    if write:
+                        conn.execution_options(**{WRITE: True})
+                    with conn.begin():
+                        return fn(conn)
+            except MetercomError:
+                raise
+            except Exception as exc:
+                # A PostgreSQL transaction that lost an insert race was rolled back whole: run it
+                # again, it then sees the winner's rows (see the module docstring).
+                if attempt < _CONFLICT_ATTEMPTS and is_write_conflict(exc, self._engine.dialect.name):
+                    attempt += 1
+                    continue
+                if _is_driver_error(exc):
+                    raise translate_error(op, exc, self._url) from exc
+                raise
 
     async def schema_revision(self) -> str | None:
         """The schema revision the database is at."""
@@ -473,7 +596,7 @@ class Store:
             now=now,
             actor=actor,
         )
-        return await self._run("save readings", job)
+        return await self._run("save readings", job, group=True)
 
     async def save_profile_rows(
         self,
@@ -490,17 +613,8 @@ class Store:
         name = _text_key(object_key(profile), "profile")
         prepared: dict[datetime, dict[str, Any]] = {}
         for row in rows:
-            captured = utc(row.capture_time, "a profile row's capture_time")
-            values = {
-                _text_key(col, "a profile column"): list(encode_value(v)[:2]) for col, v in row.values.items()
-            }
-            prepared[captured] = {
-                "profile": name,
-                "capture_time": captured,
-                "row_values": canonical_json(values),
-                "units": canonical_json(dict(row.units)),
-                "status": _text_key(row.status, "status"),
-            }
+            values = _profile_row(name, row)
+            prepared[values["capture_time"]] = values
         job = partial(
             self._save_tx,
             spec=_PROFILE_ROWS,
@@ -510,7 +624,7 @@ class Store:
             now=now,
             actor=actor,
         )
-        return await self._run("save profile rows", job)
+        return await self._run("save profile rows", job, group=True)
 
     async def save_events(
         self,
@@ -524,15 +638,8 @@ class Store:
         now = self._now()
         prepared: dict[tuple[object, ...], dict[str, Any]] = {}
         for ev in events_:
-            when = utc(ev.time, "an event's time")
-            log_name = _text_key(ev.log, "an event's log")
-            prepared[(log_name, ev.code, when)] = {
-                "log": log_name,
-                "code": int(ev.code),
-                "event_time": when,
-                "description": ev.description,
-                "data": canonical_json(dict(ev.data)) if ev.data else None,
-            }
+            values = _event(ev)
+            prepared[(values["log"], values["code"], values["event_time"])] = values
         job = partial(
             self._save_tx,
             spec=_EVENTS,
@@ -542,7 +649,7 @@ class Store:
             now=now,
             actor=actor,
         )
-        return await self._run("save events", job)
+        return await self._run("save events", job, group=True)
 
     def _save_tx(
         self,
@@ -555,13 +662,18 @@ class Store:
         now: datetime,
         actor: str,
     ) -> WriteResult:
-        _require_meter(conn, meter_id)
-        changed: list[dict[str, Any]] | None = [] if spec is _READINGS else None
+        if meter_id not in self._known_meters:  # meters are never deleted: checked once
+            _require_meter(conn, meter_id)
+            self._known_meters.add(meter_id)
+        changed: list[dict[str, Any]] = []
         result = self._upsert(conn, spec, meter_id, rows, now=now, actor=actor, changed=changed)
         if changed:
-            outbox.enqueue(conn, meter_id, changed, now)
+            outbox.enqueue(conn, meter_id, changed, now, record=spec.noun)
         if marker is not None:
-            self._write_marker(conn, meter_id, marker, now, spec)
+            group, time_col = spec.key[0], spec.time_column
+            key = object_key(marker.key)
+            written = [row[time_col] for row in rows if row[group] == key]
+            self._write_marker(conn, meter_id, marker, now, spec, covered=max(written, default=None))
         return result
 
     def _upsert(
@@ -581,12 +693,15 @@ class Store:
             return WriteResult()
         table, group, time_col = spec.table, spec.key[0], spec.time_column
         times = [row[time_col] for row in rows]
-        query = select(table).where(
-            table.c.meter_id == meter_id,
-            table.c[group].in_(sorted({row[group] for row in rows})),
-            table.c[time_col].between(min(times), max(times)),
-        )
-        existing = {tuple(getattr(old, k) for k in spec.key): old for old in conn.execute(query)}
+        params = {
+            "meter": meter_id,
+            "groups": sorted({row[group] for row in rows}),
+            "low": min(times),
+            "high": max(times),
+        }
+        existing = {
+            tuple(getattr(old, k) for k in spec.key): old for old in conn.execute(_existing(spec), params)
+        }
         inserts: list[dict[str, Any]] = []
         audits: list[dict[str, Any]] = []
         updated = unchanged = 0
@@ -604,8 +719,8 @@ class Store:
             changes = {c: row[c] for c in table.c.keys() if c in row and c not in spec.key}  # noqa: SIM118
             if spec.has_revision:
                 changes["revision"] = old.revision + 1
-            if changed is not None:
-                changed.append({**row, "revision": old.revision + 1})
+            if changed is not None:  # an event has no revision: 1 marks "supersedes an older value"
+                changed.append({**row, "revision": old.revision + 1 if spec.has_revision else 1})
             conn.execute(
                 update(table)
                 .where(table.c.meter_id == meter_id, *(table.c[k] == row[k] for k in spec.key))
@@ -626,19 +741,34 @@ class Store:
         return WriteResult(len(inserts), updated, unchanged)
 
     def _write_marker(
-        self, conn: Connection, meter_id: str, marker: Marker, now: datetime, spec: _Keyed
+        self,
+        conn: Connection,
+        meter_id: str,
+        marker: Marker,
+        now: datetime,
+        spec: _Keyed,
+        *,
+        covered: datetime | None = None,
     ) -> None:
+        """Advance ``marker`` (never backwards). ``covered``: the newest capture time of the
+        marker's object written in this transaction; a marker at or before it is known to cover
+        stored data without asking the database."""
         key = _text_key(marker.key, "a marker's object")
         table, group, time_col = spec.table, spec.key[0], spec.time_column
-        newest = conn.execute(
-            select(func.max(table.c[time_col])).where(table.c.meter_id == meter_id, table.c[group] == key)
-        ).scalar()
-        if newest is None or marker.last_collected > newest:
-            have = newest.isoformat() if newest is not None else "none stored"
-            raise InputError(
-                f"marker {meter_id} {key} at {marker.last_collected.isoformat()} is ahead of the newest "
-                f"stored {spec.noun} ({have}); a marker may only cover stored data"
-            )
+        if covered is None or marker.last_collected > covered:
+            newest = conn.execute(
+                select(func.max(table.c[time_col])).where(table.c.meter_id == meter_id, table.c[group] == key)
+            ).scalar()
+            if newest is None or marker.last_collected > newest:
+                have = newest.isoformat() if newest is not None else "none stored"
+                raise InputError(
+                    f"marker {meter_id} {key} at {marker.last_collected.isoformat()} is ahead of the newest "
+                    f"stored {spec.noun} ({have}); a marker may only cover stored data"
+                )
+        upsert = _marker_upsert(conn.dialect.name)
+        if upsert is not None:  # one statement: insert, or move forward only
+            conn.execute(upsert, {"m": meter_id, "o": key, "t": marker.last_collected, "u": now})
+            return
         where = (collection_markers.c.meter_id == meter_id, collection_markers.c.object == key)
         current = conn.execute(select(collection_markers.c.last_collected).where(*where)).scalar()
         if current is None:
@@ -659,14 +789,23 @@ class Store:
         meter_id: str,
         *,
         obis: Obis | str | None = None,
+        address: str | None = None,
         since: datetime | None = None,
         until: datetime | None = None,
         limit: int | None = None,
     ) -> list[StoredReading]:
-        """Stored readings of a meter, oldest first; ``since`` inclusive, ``until`` exclusive."""
+        """Stored readings of a meter, oldest first; ``since`` inclusive, ``until`` exclusive.
+
+        ``obis`` (any form :meth:`Obis.parse` reads; other text raises :class:`InputError`)
+        selects one quantity; ``address`` instead selects the readings a meter gave under a code
+        that is not OBIS (stored as given)."""
         conds = _time_range(readings.c.capture_time, since, until)
+        if obis is not None and address is not None:
+            raise InputError("give readings() an OBIS code or an address, not both")
         if obis is not None:
-            conds.append(readings.c.obis == object_key(obis))
+            conds.append(readings.c.obis == obis_key(obis, "readings(obis=...)"))
+        if address is not None:
+            conds.append(readings.c.obis == address)
         query = select(readings).where(readings.c.meter_id == meter_id, *conds)
         query = query.order_by(readings.c.capture_time, readings.c.obis).limit(limit)
 
@@ -696,11 +835,13 @@ class Store:
         until: datetime | None = None,
         limit: int | None = None,
     ) -> list[StoredProfileRow]:
-        """Stored rows of one profile, oldest first; ``since`` inclusive, ``until`` exclusive."""
+        """Stored rows of one profile (its OBIS code in any form), oldest first; ``since``
+        inclusive, ``until`` exclusive."""
         conds = _time_range(profile_rows.c.capture_time, since, until)
+        name = obis_key(profile, "profile_rows(profile)")
         query = (
             select(profile_rows)
-            .where(profile_rows.c.meter_id == meter_id, profile_rows.c.profile == object_key(profile), *conds)
+            .where(profile_rows.c.meter_id == meter_id, profile_rows.c.profile == name, *conds)
             .order_by(profile_rows.c.capture_time)
             .limit(limit)
         )
@@ -726,6 +867,23 @@ class Store:
 
         return await self._run("read profile rows", job, write=False)
 
+    async def profile_times(
+        self,
+        meter_id: str,
+        profile: Obis | str,
+        *,
+        since: datetime | None = None,
+        until: datetime | None = None,
+    ) -> list[datetime]:
+        """Capture times of the stored rows of one profile, oldest first (``since`` inclusive,
+        ``until`` exclusive): what gap detection needs, without decoding the rows."""
+        name = obis_key(profile, "profile_times(profile)")
+        params = {"meter": meter_id, "profile": name, "since": since, "until": until}
+        query = _PROFILE_TIMES[(since is not None, until is not None)]
+        return await self._run(
+            "read profile times", lambda conn: list(conn.execute(query, params).scalars()), group=True
+        )
+
     async def events(
         self,
         meter_id: str | None = None,
@@ -740,7 +898,7 @@ class Store:
         if meter_id is not None:
             conds.append(events.c.meter_id == meter_id)
         if log is not None:
-            conds.append(events.c.log == object_key(log))
+            conds.append(events.c.log == obis_key(log, "events(log=...)"))
         query = select(events).where(*conds).order_by(events.c.event_time, events.c.id).limit(limit)
 
         def job(conn: Connection) -> list[StoredEvent]:
@@ -761,11 +919,12 @@ class Store:
         return await self._run("read events", job, write=False)
 
     async def marker(self, meter_id: str, obj: Obis | str) -> datetime | None:
-        """How far ``obj`` of the meter has been collected (``None``: never)."""
-        query = select(collection_markers.c.last_collected).where(
-            collection_markers.c.meter_id == meter_id, collection_markers.c.object == object_key(obj)
+        """How far ``obj`` (an OBIS code in any form) of the meter has been collected (``None``:
+        never)."""
+        params = {"meter": meter_id, "object": obis_key(obj, "marker(obj)")}
+        return await self._run(
+            "read a marker", lambda conn: conn.execute(_MARKER, params).scalar(), group=True
         )
-        return await self._run("read a marker", lambda conn: conn.execute(query).scalar(), write=False)
 
     async def markers(self, meter_id: str) -> dict[str, datetime]:
         """Every marker of a meter: object -> last collected capture time."""
@@ -781,8 +940,9 @@ class Store:
     async def reset_marker(
         self, meter_id: str, obj: Obis | str, *, actor: str, to: datetime | None = None
     ) -> None:
-        """Move a marker back to ``to`` (or remove it), so the next collection re-reads; audited."""
-        key = object_key(obj)
+        """Move the marker of ``obj`` (an OBIS code in any form) back to ``to`` (or remove it), so
+        the next collection re-reads; audited."""
+        key = obis_key(obj, "reset_marker(obj)")
         target = utc(to, "to") if to is not None else None
         now = self._now()
 
@@ -1076,6 +1236,19 @@ class Store:
             "confirm an outbox batch", lambda conn: outbox.confirm(conn, sink, batch_id, now)
         )
 
+    async def confirm_and_claim_outbox_batch(
+        self, sink: str, batch_id: str, *, limit: int, live_share: float = 0.0
+    ) -> tuple[int, OutboxBatch | None]:
+        """:meth:`confirm_outbox_batch` and then :meth:`claim_outbox_batch` in one transaction
+        (one commit per batch while a backlog drains); returns both results."""
+        now = self._now()
+
+        def job(conn: Connection) -> tuple[int, OutboxBatch | None]:
+            confirmed = outbox.confirm(conn, sink, batch_id, now)
+            return confirmed, outbox.claim(conn, sink, limit=limit, live_share=live_share)
+
+        return await self._run("confirm and claim outbox batches", job)
+
     async def outbox_backlog(self, sink: str | None = None) -> list[OutboxBacklog]:
         """Backlog size and age of every registered sink (or one), by name."""
         return await self._run("read the outbox backlog", lambda conn: outbox.stats(conn, sink), write=False)
@@ -1087,9 +1260,11 @@ class Store:
         now: datetime | None = None,
         batch_size: int = 1000,
         actor: str = "retention",
+        sinks: Sequence[str] | None = None,
     ) -> dict[str, int]:
         """Drop pending entries stored longer ago than ``keep_unsent`` (never those of an open
-        batch), in transactions of at most ``batch_size``; audited. Returns drops per sink."""
+        batch) of ``sinks`` (``None``: every sink), in transactions of at most ``batch_size``;
+        audited. Returns drops per sink."""
         if batch_size < 1:
             raise InputError("batch_size must be at least 1")
         moment = utc(now, "now") if now is not None else self._now()
@@ -1097,7 +1272,7 @@ class Store:
         total: dict[str, int] = {}
         while True:
             counts = await self._run(
-                "expire outbox entries", lambda conn: outbox.expire(conn, cutoff, batch_size)
+                "expire outbox entries", lambda conn: outbox.expire(conn, cutoff, batch_size, sinks)
             )
             for name, n in counts.items():
                 total[name] = total.get(name, 0) + n
@@ -1115,21 +1290,23 @@ class Store:
         *,
         source: str,
         actor: str = "central",
+        profile_rows_: Iterable[tuple[str, str, ProfileRow]] = (),
+        events_: Iterable[tuple[str, MeterEvent]] = (),
     ) -> ReceiveResult:
         """Store a forwarded batch once (the central receiver's side), in one transaction.
 
-        A ``batch_id`` stored before is a duplicate: nothing is written. Otherwise the readings
-        are upserted by natural key (meters the store does not know are added, active, in no
-        configuration, with protocol ``forwarded`` and ``source`` as their line) and the batch id
-        is recorded with them, so a crash can never store the readings without the id or the
-        id without the readings.
+        A ``batch_id`` stored before is a duplicate: nothing is written. Otherwise the readings,
+        the profile rows ``(meter, profile, row)`` and the events ``(meter, event)`` are upserted
+        by natural key (meters the store does not know are added, active, in no configuration,
+        with protocol ``forwarded`` and ``source`` as their line) and the batch id is recorded
+        with them, so a crash can never store the data without the id or the id without the data.
         """
         if not 1 <= len(batch_id) <= 64:
             raise InputError("a batch id is text of 1..64 characters")
         if not 1 <= len(source) <= 128:
             raise InputError("a batch's source is text of 1..128 characters")
         now = self._now()
-        by_meter: dict[str, dict[tuple[str, datetime], dict[str, Any]]] = {}
+        by_meter: dict[str, dict[tuple[object, ...], dict[str, Any]]] = {}
         count = 0
         for r in readings_:
             meter_id = _text_key(r.meter_id, "a meter id")
@@ -1146,6 +1323,20 @@ class Store:
                 "status": _text_key(r.status, "status"),
             }
             count += 1
+        others: list[tuple[_Keyed, dict[str, dict[tuple[object, ...], dict[str, Any]]]]] = [
+            (_PROFILE_ROWS, {}),
+            (_EVENTS, {}),
+        ]
+        for meter_id, profile, row in profile_rows_:
+            values = _profile_row(_text_key(object_key(profile), "profile"), row)
+            row_key = (values["profile"], values["capture_time"])
+            others[0][1].setdefault(_text_key(meter_id, "a meter id"), {})[row_key] = values
+            count += 1
+        for meter_id, ev in events_:
+            values = _event(ev)
+            event_key = (values["log"], values["code"], values["event_time"])
+            others[1][1].setdefault(_text_key(meter_id, "a meter id"), {})[event_key] = values
+            count += 1
 
         def job(conn: Connection) -> ReceiveResult:
             seen = conn.execute(
@@ -1153,14 +1344,15 @@ class Store:
             ).first()
             if seen is not None:
                 return ReceiveResult(batch_id, True, WriteResult())
-            _adopt_meters(conn, sorted(by_meter), source, now)
+            _adopt_meters(conn, sorted({*by_meter, *others[0][1], *others[1][1]}), source, now)
             result = WriteResult()
-            for meter_id, rows in by_meter.items():
-                changed: list[dict[str, Any]] = []
-                result += self._upsert(
-                    conn, _READINGS, meter_id, list(rows.values()), now=now, actor=actor, changed=changed
-                )
-                outbox.enqueue(conn, meter_id, changed, now)
+            for spec, grouped in [(_READINGS, by_meter), *others]:
+                for meter_id, rows in grouped.items():
+                    changed: list[dict[str, Any]] = []
+                    result += self._upsert(
+                        conn, spec, meter_id, list(rows.values()), now=now, actor=actor, changed=changed
+                    )
+                    outbox.enqueue(conn, meter_id, changed, now, record=spec.noun)
             conn.execute(
                 insert(received_batches).values(
                     batch_id=batch_id, source=source, received_at=now, readings=count
@@ -1169,6 +1361,22 @@ class Store:
             return ReceiveResult(batch_id, False, result)
 
         return await self._run("store a received batch", job)
+
+    async def expire_received_batches(self, keep: timedelta, *, batch_size: int = 5000) -> int:
+        """Forget the ids of batches received longer ago than ``keep`` (the central receiver's
+        de-duplication window); returns how many. Readings stay (see :mod:`.outbox`)."""
+        if batch_size < 1:
+            raise InputError("batch_size must be at least 1")
+        cutoff = self._now() - keep
+        total = 0
+        while True:
+            n = await self._run(
+                "forget old received batch ids",
+                lambda conn: outbox.expire_received(conn, cutoff, batch_size),
+            )
+            total += n
+            if n < batch_size:
+                return total
 
     # -- maintenance ----------------------------------------------------------------------------
 
@@ -1220,7 +1428,157 @@ class Store:
         return await self._run("check the store's integrity", _integrity, write=False)
 
 
+@contextlib.contextmanager
+def _virtual_time_held(loop: asyncio.AbstractEventLoop) -> Iterator[None]:
+    """On a :class:`VirtualClock`, keep virtual time still while a store job runs in its thread
+    (the job takes real time; the clock must not jump past timers meanwhile)."""
+    clock = getattr(loop, "metercom_clock", None)
+    if not isinstance(clock, VirtualClock):
+        yield
+        return
+    release = clock.hold()
+    try:
+        yield
+    finally:
+        release()
+
+
 # -- helpers run inside store jobs ----------------------------------------------------------------
+
+
+def _profile_row(name: str, row: ProfileRow) -> dict[str, Any]:
+    """The ``profile_rows`` columns of ``row`` of profile ``name`` (a checked key)."""
+    values = {_text_key(col, "a profile column"): list(encode_value(v)[:2]) for col, v in row.values.items()}
+    return {
+        "profile": name,
+        "capture_time": utc(row.capture_time, "a profile row's capture_time"),
+        "row_values": canonical_json(values),
+        "units": _units_json(row.units),
+        "status": _text_key(row.status, "status"),
+    }
+
+
+def _units_json(units: Mapping[str, str | None]) -> str | None:
+    """``canonical_json`` of a row's units; the rows of one read share them, so it is kept."""
+    key = tuple(units.items())
+    try:
+        return _units_json_of(key)
+    except TypeError:  # an unhashable unit: no caching (canonical_json says what is wrong)
+        return canonical_json(dict(units))
+
+
+@lru_cache(maxsize=256)
+def _units_json_of(items: tuple[tuple[str, str | None], ...]) -> str | None:
+    return canonical_json(dict(items))
+
+
+def _event(ev: MeterEvent) -> dict[str, Any]:
+    """The ``events`` columns of ``ev``."""
+    return {
+        "log": _text_key(object_key(ev.log), "an event's log"),
+        "code": int(ev.code),
+        "event_time": utc(ev.time, "an event's time"),
+        "description": ev.description,
+        "data": canonical_json(dict(ev.data)) if ev.data else None,
+    }
+
+
+#: Most jobs one group commit takes (the write lock is held for the whole transaction).
+_GROUP_MAX: Final = 128
+
+
+class _RunAlone(Exception):
+    """A group of one: run it the ordinary way."""
+
+
+@dataclass(slots=True)
+class _Queued:
+    """A job waiting for a group commit and the future its caller awaits."""
+
+    op: str
+    fn: Callable[[Connection], Any]
+    future: asyncio.Future[Any]
+    loop: asyncio.AbstractEventLoop
+
+
+_Outcome = tuple[asyncio.Future[Any], object, BaseException | None]
+
+
+def _settle_all(settled: list[_Outcome]) -> None:
+    for future, result, error in settled:
+        _settle(future, result, error)
+
+
+def _settle(future: asyncio.Future[Any], result: object, error: BaseException | None) -> None:
+    if future.done():  # the caller was cancelled: the job ran (or not) all the same
+        return
+    if error is not None:
+        future.set_exception(error)
+    else:
+        future.set_result(result)
+
+
+# Statements the collector runs for every meter, built once (parameters bound per call).
+_MARKER = select(collection_markers.c.last_collected).where(
+    collection_markers.c.meter_id == bindparam("meter"), collection_markers.c.object == bindparam("object")
+)
+_PROFILE_TIMES = {
+    (lower, upper): select(profile_rows.c.capture_time)
+    .where(
+        profile_rows.c.meter_id == bindparam("meter"),
+        profile_rows.c.profile == bindparam("profile"),
+        *((profile_rows.c.capture_time >= bindparam("since"),) if lower else ()),
+        *((profile_rows.c.capture_time < bindparam("until"),) if upper else ()),
+    )
+    .order_by(profile_rows.c.capture_time)
+    for lower in (False, True)
+    for upper in (False, True)
+}
+_EXISTING: dict[str, Any] = {}
+
+
+def _existing(spec: _Keyed) -> Any:
+    """The stored rows a save may meet: one meter, some groups (OBIS codes, a profile, logs),
+    a time range (parameters ``meter``, ``groups``, ``low``, ``high``); built once per table."""
+    query = _EXISTING.get(spec.table.name)
+    if query is None:
+        table, group, time_col = spec.table, spec.key[0], spec.time_column
+        query = _EXISTING[spec.table.name] = select(table).where(
+            table.c.meter_id == bindparam("meter"),
+            table.c[group].in_(bindparam("groups", expanding=True)),
+            table.c[time_col].between(bindparam("low"), bindparam("high")),
+        )
+    return query
+
+
+_MARKER_UPSERTS: dict[str, Any] = {}
+
+
+def _marker_upsert(dialect: str) -> Any:
+    """``INSERT .. ON CONFLICT DO UPDATE .. WHERE newer`` for a marker (built once per dialect);
+    None for a dialect without it."""
+    if dialect in _MARKER_UPSERTS:
+        return _MARKER_UPSERTS[dialect]
+    from sqlalchemy.dialects import postgresql, sqlite
+
+    inserts: dict[str, Any] = {"sqlite": sqlite.insert, "postgresql": postgresql.insert}
+    if dialect not in inserts:
+        _MARKER_UPSERTS[dialect] = None
+        return None
+    c = collection_markers.c
+    stmt = inserts[dialect](collection_markers).values(
+        meter_id=bindparam("m", type_=c.meter_id.type),
+        object=bindparam("o", type_=c.object.type),
+        last_collected=bindparam("t", type_=c.last_collected.type),
+        updated_at=bindparam("u", type_=c.updated_at.type),
+    )
+    excluded = stmt.excluded
+    _MARKER_UPSERTS[dialect] = stmt.on_conflict_do_update(
+        index_elements=[c.meter_id, c.object],
+        set_={"last_collected": excluded.last_collected, "updated_at": excluded.updated_at},
+        where=excluded.last_collected > c.last_collected,
+    )
+    return _MARKER_UPSERTS[dialect]
 
 
 def _require_meter(conn: Connection, meter_id: str) -> None:

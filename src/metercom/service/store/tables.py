@@ -55,6 +55,10 @@ __all__ = [
     "profile_rows",
     "readings",
     "received_batches",
+    "web_approvals",
+    "web_sessions",
+    "web_tokens",
+    "web_users",
 ]
 
 #: Alembic's own bookkeeping table (named so it cannot clash in a shared PostgreSQL schema).
@@ -290,4 +294,68 @@ alarms = Table(
     Index(None, "state"),
     Index(None, "meter_id", "last_at"),
     Index(None, "last_at"),
+)
+
+# -- web (revision r0004, see metercom.service.store.web and metercom.api) -------------------------
+#
+# ``web_users``: logins of the REST API and dashboard (Argon2id hash, role, the meters a consumer
+# may see as JSON). ``web_sessions``: browser sessions by the SHA-256 of the session id (the id
+# itself is only in the cookie). ``web_tokens``: bearer tokens for machines, by the SHA-256 of
+# the token. ``web_approvals``: disconnects held for a second person's approval; the command is
+# recorded only once approved (``command_id``).
+
+web_users = Table(
+    "web_users",
+    metadata,
+    Column("username", String(64), primary_key=True),
+    Column("password_hash", Text, nullable=False),
+    Column("role", String(16), nullable=False),
+    Column("meter_ids", Text, nullable=False),
+    Column("disabled", Boolean, nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("updated_at", UtcDateTime, nullable=False),
+)
+
+web_sessions = Table(
+    "web_sessions",
+    metadata,
+    Column("id_hash", String(64), primary_key=True),
+    Column("username", String(64), nullable=False),
+    Column("csrf_token", String(64), nullable=False),
+    Column("client", String(128), nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("last_seen_at", UtcDateTime, nullable=False),
+    Column("expires_at", UtcDateTime, nullable=False),
+    Index(None, "username"),
+)
+
+web_tokens = Table(
+    "web_tokens",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("token_hash", String(64), nullable=False, unique=True),
+    Column("name", String(128), nullable=False),
+    Column("username", String(64), nullable=False),
+    Column("created_by", String(64), nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("last_used_at", UtcDateTime),
+    Index(None, "username"),
+)
+
+web_approvals = Table(
+    "web_approvals",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("kind", String(32), nullable=False),
+    Column("meter_id", String(64), nullable=False),
+    Column("args", Text, nullable=False),
+    Column("requested_by", String(128), nullable=False),
+    Column("requested_at", UtcDateTime, nullable=False),
+    Column("request_id", String(128), unique=True),
+    Column("state", String(24), nullable=False),
+    Column("decided_by", String(128)),
+    Column("decided_at", UtcDateTime),
+    Column("reason", Text),
+    Column("command_id", String(36)),
+    Index(None, "meter_id"),
 )

@@ -69,6 +69,9 @@ class UtcDateTime(TypeDecorator[datetime]):
 
 def encode_value(value: object) -> tuple[str, str | None, float | None]:
     """``(kind, exact text, float)`` of a reading value; see the module docstring."""
+    if type(value) is Decimal:  # what meters' values mostly are
+        number = float(value) if value.is_finite() else math.nan
+        return "decimal", str(value), number if math.isfinite(number) else None
     if value is None:
         return "none", None, None
     if isinstance(value, bool):
@@ -104,11 +107,15 @@ def decode_value(kind: str, text: str | None) -> ReadingValue:
     return text
 
 
+#: One encoder for :func:`canonical_json` (``json.dumps`` with options builds one per call).
+_CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+
+
 def canonical_json(value: Mapping[str, Any] | list[Any] | None) -> str | None:
     """Deterministic JSON (sorted keys, no spaces) so equal content compares equal as text."""
     if value is None:
         return None
     try:
-        return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+        return _CANONICAL.encode(value)
     except (TypeError, ValueError) as exc:
         raise InputError(f"value is not JSON-serialisable: {exc}") from None
