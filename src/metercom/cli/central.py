@@ -7,6 +7,7 @@ or SIGTERM, then stops them, bounded. What is stored and when a batch is confirm
 
     metercom central --listen http://127.0.0.1:8480 [--mqtt mqtt://127.0.0.1:1883]
                      [--nats nats://127.0.0.1:4222] [--store central.db] [--secret env:NAME]
+                     [--keep-batch-ids 120d]
 """
 
 from __future__ import annotations
@@ -16,9 +17,12 @@ import asyncio
 import contextlib
 import logging
 import signal
+from datetime import timedelta
 from typing import Any
 
+from metercom.errors import ConfigError, InputError
 from metercom.service.central import CentralReceiver
+from metercom.service.cron import parse_duration
 from metercom.service.secrets import parse_secret_ref
 from metercom.service.store import Store
 
@@ -55,11 +59,24 @@ def register(commands: _SubParsers) -> None:
         default="metercom.batches",
         help="JetStream subject prefix (default: metercom.batches)",
     )
+    parser.add_argument(
+        "--keep-batch-ids",
+        default="120d",
+        metavar="DURATION",
+        help="how long stored batch ids are kept to recognise resends (default: 120d; keep it longer "
+        "than the collectors' keep_unsent)",
+    )
     parser.set_defaults(handler=run_central)
 
 
 def run_central(args: argparse.Namespace) -> int:
     secret = parse_secret_ref(args.secret, allow_named=False) if args.secret else None
+    try:
+        args.keep_batch_ids = parse_duration(args.keep_batch_ids)
+    except InputError as exc:
+        raise ConfigError(f"--keep-batch-ids: {exc}") from None
+    if args.keep_batch_ids <= timedelta(0):
+        raise ConfigError("--keep-batch-ids must be positive")
     if secret is None:
         log.warning("central: no --secret given; HTTP batches are accepted unsigned")
     asyncio.run(_serve(args, secret))
@@ -73,7 +90,7 @@ async def _serve(args: argparse.Namespace, secret: Any) -> None:
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.add_signal_handler(signum, stop.set)
     async with await Store.open(args.store) as store:
-        receiver = CentralReceiver(store, secret=secret)
+        receiver = CentralReceiver(store, secret=secret, keep_batch_ids=args.keep_batch_ids)
         try:
             url = await receiver.start_http(args.listen)
             print(f"metercom central: receiving batches at {url} into {store.url}", flush=True)

@@ -48,11 +48,19 @@ from metercom.sim.iec21_live import live_readout
 from metercom.sim.load import Household, LoadConfig, LoadModel
 from metercom.transport import LineSettings, SimulatedLine, Transport, open_transport
 
-__all__ = ["DemoFleet", "demo_config_text", "head_end_protocols", "register_demo", "run_fleet_demo"]
+__all__ = [
+    "DemoFleet",
+    "demo_config_text",
+    "head_end_protocols",
+    "plan_of",
+    "register_demo",
+    "run_fleet_demo",
+]
 
 _SubParsers = Any
 
-_PLAN_OBJECTS: Final = ("1.8.0", "2.8.0", "1.7.0", "32.7.0")
+#: The demo meter with a prepaid account (and the consumer login of the dashboard).
+_PREPAID_METER: Final = "dlms-01"
 _NAMES: Final = {"dlms": "DLMS", "modbus": "Modbus", "iec21": "IEC 62056-21"}
 _SUMMARY_HEADERS: Final = (
     "meter",
@@ -63,7 +71,7 @@ _SUMMARY_HEADERS: Final = (
     "readings",
     "profile rows",
     "+A 1.8.0",
-    "L1 32.7.0",
+    "voltage",
     "last read",
 )
 _LIVE_HEADERS: Final = ("meter", "line", "ok", "failed", "last read", "next read", "state")
@@ -81,9 +89,9 @@ def head_end_protocols() -> frozenset[str]:
 def _environment() -> dict[str, str]:
     import os
 
-    from metercom.sim.dlms import DEFAULT_LLS_PASSWORD
+    from metercom.sim.dlms import secret_environment
 
-    return {**os.environ, "METERCOM_SIM_LLS": DEFAULT_LLS_PASSWORD.decode()}
+    return {**os.environ, **secret_environment()}
 
 
 # -- the simulated fleet ------------------------------------------------------------------------
@@ -184,17 +192,36 @@ class DemoFleet:
                 await line.close()
 
 
+_DLMS_OBJECTS: Final = (
+    '"1-0:1.8.0*255", "1-0:2.8.0*255", "1-0:12.7.0*255", "1-0:11.7.0*255",\n'
+    '           "1-0:13.7.0*255", "1-0:14.7.0*255", "1-0:1.7.0*255"'
+)
+_DLMS_PROFILE: Final = (
+    'profiles = [{ obis = "1-0:99.1.0*255", history = "1d" }]   # block load profile, a day back'
+)
+#: Plans by group: (plan id, plan body). Every plan asks for the codes the meters' own profiles
+#: give: the simulated IEC meters' readout (32/31/21.7.0 for L1, kW and kWh), the IS 15959
+#: single-phase DLMS meters (12/11/1.7.0) and the PZEM-004T (12.7.0 voltage, 11.7.0 current,
+#: 1.7.0 power: model/profiles/modbus/pzem004t.toml). The prepaid meter's plan also reads the
+#: load switch (0-0:96.3.10.255), the other DLMS meters' reader association may not operate it.
 _PLANS: Final = {
-    "iec21": ("optical", 'objects = ["1.8.0", "2.8.0", "1.7.0", "32.7.0"]'),
-    "dlms": (
-        "dlms",
-        (
-            'objects = ["1-0:1.8.0*255", "1-0:2.8.0*255"]\n'
-            'profiles = [{ obis = "1-0:99.1.0*255", history = "1d" }]   # block load profile, a day back'
-        ),
+    "iec21": (
+        "optical",
+        'objects = ["1.8.0", "2.8.0", "1.7.0", "32.7.0", "31.7.0", "21.7.0", "13.7.0", "14.7.0"]',
     ),
-    "modbus": ("modbus", 'objects = ["1.8.0", "1.7.0", "32.7.0", "31.7.0"]'),
+    "dlms": ("dlms", f"objects = [{_DLMS_OBJECTS}]\n{_DLMS_PROFILE}"),
+    "prepaid": ("prepaid", f'objects = [{_DLMS_OBJECTS}, "0-0:96.3.10*255"]\n{_DLMS_PROFILE}'),
+    "modbus": ("modbus", 'objects = ["1.8.0", "1.7.0", "12.7.0", "11.7.0", "13.7.0", "14.7.0"]'),
 }
+
+
+def _group_of(meter: DemoMeter) -> str:
+    return "prepaid" if meter.id == _PREPAID_METER else meter.protocol
+
+
+def plan_of(meter: DemoMeter) -> str:
+    """The plan that reads a demo meter."""
+    return _PLANS[_group_of(meter)][0]
 
 
 def demo_config_text(fleet: DemoFleet, *, every_s: int) -> str:
@@ -210,7 +237,13 @@ def demo_config_text(fleet: DemoFleet, *, every_s: int) -> str:
     ]
     protocols = [p for p in ("iec21", "dlms", "modbus") if any(m.protocol == p for m in fleet.meters)]
     if "dlms" in protocols:
-        out += ["[secrets]", 'sim_lls = "env:METERCOM_SIM_LLS"   # the simulator\'s test password', ""]
+        out += [
+            "[secrets]",
+            'sim_lls = "env:METERCOM_SIM_LLS"   # the simulator\'s test password',
+            'sim_guek = "env:METERCOM_SIM_GUEK" # ... and its test keys',
+            'sim_gak = "env:METERCOM_SIM_GAK"',
+            "",
+        ]
     for meter in fleet.meters:
         if meter.protocol == "iec21":
             out += [
@@ -240,6 +273,18 @@ def demo_config_text(fleet: DemoFleet, *, every_s: int) -> str:
         out += ["[[meters]]", f'id = "{meter.id}"', f'protocol = "{meter.protocol}"']
         if meter.protocol == "iec21":
             out += [f'line = "{meter.line}"', f'address = {{ device = "{meter.address}" }}']
+        elif meter.protocol == "dlms" and meter.id == _PREPAID_METER:
+            # The utility association (HLS-GMAC): it may operate the load switch, so this meter
+            # is the demo's prepaid meter (disconnect, reconnect, top-up).
+            out += [
+                f'url = "{next(dlms_urls)}"',
+                "address = { client = 48, logical = 1 }",
+                'authentication = "high-gmac"',
+                'security = "authenticated-encrypted"',
+                'keys = { encryption = "secret:sim_guek", authentication = "secret:sim_gak" }',
+                'device_profile = "india"',
+                'description = "prepaid household (simulated)"',
+            ]
         elif meter.protocol == "dlms":
             out += [
                 f'url = "{next(dlms_urls)}"',
@@ -254,16 +299,32 @@ def demo_config_text(fleet: DemoFleet, *, every_s: int) -> str:
                 f"address = {{ unit = {meter.address} }}",
                 'device_profile = "pzem004t"',
             ]
-        out += [f'groups = ["{meter.protocol}"]', ""]
-    for protocol in protocols:
-        plan, body = _PLANS[protocol]
-        out += ["[[groups]]", f'id = "{protocol}"', "", "[[plans]]", f'id = "{plan}"', body, ""]
+        out += [f'groups = ["{_group_of(meter)}"]', ""]
+    groups = [
+        g for g in ("iec21", "prepaid", "dlms", "modbus") if any(_group_of(m) == g for m in fleet.meters)
+    ]
+    for group in groups:
+        plan, body = _PLANS[group]
+        out += ["[[groups]]", f'id = "{group}"', "", "[[plans]]", f'id = "{plan}"', body, ""]
         out += [
             "[[schedules]]",
             f'id = "{plan}-fast"',
-            f'group = "{protocol}"',
+            f'group = "{group}"',
             f'plan = "{plan}"',
             f'every = "{every_s}s"',
+            "",
+        ]
+    if any(m.id == _PREPAID_METER for m in fleet.meters):
+        out += [
+            "[prepaid]",
+            'currency = "INR"',
+            'timezone = "Asia/Kolkata"',
+            "table = { 5 = 500, 10 = 650, 30 = 900, 100 = 1175 }",
+            "unit_wh = 10",
+            "",
+            "[[prepaid.accounts]]",
+            'account = "acc-1"',
+            f'meter = "{_PREPAID_METER}"',
             "",
         ]
     return "\n".join(out)
@@ -308,13 +369,16 @@ class _Display:
         self._drawn = 0
         self._last_line = ""
 
-    def show(self, elapsed_s: float, duration_s: float, rows: Sequence[MeterStatus], readings: int) -> None:
+    def show(
+        self, elapsed_s: float, duration_s: float | None, rows: Sequence[MeterStatus], readings: int
+    ) -> None:
         from metercom.cli.output import render_table
 
         ok = sum(r.reads_ok for r in rows)
         failed = sum(r.reads_failed for r in rows)
+        limit = f"/{duration_s:.0f}" if duration_s is not None else ""
         head = (
-            f"[{elapsed_s:5.1f}/{duration_s:.0f} s] {len(rows)} meters: {ok} reads ok, {failed} failed, "
+            f"[{elapsed_s:5.1f}{limit} s] {len(rows)} meters: {ok} reads ok, {failed} failed, "
             f"{readings} readings stored"
         )
         if not self.live:
@@ -348,7 +412,7 @@ class _Display:
 async def run_fleet_demo(
     out: TextIO,
     *,
-    duration_s: float = 20.0,
+    duration_s: float | None = 20.0,
     every_s: int = 5,
     iec21: int = 3,
     dlms: int = 3,
@@ -357,8 +421,11 @@ async def run_fleet_demo(
     live: bool | None = None,
     clock: Clock | None = None,
     stop: asyncio.Event | None = None,
+    web: str | None = None,
 ) -> DemoResult:
-    """Run the demo; see the module docstring."""
+    """Run the demo; see the module docstring. ``duration_s=None`` runs until Ctrl-C (or
+    ``stop``); ``web`` serves the dashboard and REST API (``""``: at 127.0.0.1:8080, or
+    ``"HOST:PORT"``) with demo users whose one-time passwords are printed."""
     clock = clock or SystemClock()
     folder = directory or Path(tempfile.mkdtemp(prefix="metercom-demo-"))
     folder.mkdir(parents=True, exist_ok=True)
@@ -379,7 +446,8 @@ async def run_fleet_demo(
         parts.append(f"{fleet.modbus_count} Modbus units on a simulated RS-485 bus (RTU, 9600 Bd)")
     print(
         f"metercom demo: a simulated fleet of {len(fleet.meters)} meters: {'; '.join(parts)}.\n"
-        f"The head-end reads every meter every {every_s} s for {duration_s:.0f} s on the real clock; "
+        f"The head-end reads every meter every {every_s} s "
+        f"{'until Ctrl-C' if duration_s is None else f'for {duration_s:.0f} s'} on the real clock; "
         "the serial lines keep real baud-rate timing.",
         file=out,
     )
@@ -413,18 +481,25 @@ async def run_fleet_demo(
         await headend.start()
         # The schedule fires first at the next multiple of every_s; read everything once now.
         for meter in fleet.meters:
-            headend.collector.request(meter.id, _PLANS[meter.protocol][0])
+            headend.collector.request(meter.id, plan_of(meter))
+        server = await _start_web(headend, store, fleet, web, out) if web is not None else None
         try:
-            while (elapsed := loop.time() - started) < duration_s and not stop_event.is_set():
+            while not stop_event.is_set():
+                elapsed = loop.time() - started
+                if duration_s is not None and elapsed >= duration_s:
+                    break
                 readings = await _count_readings(store)
                 display.show(elapsed, duration_s, headend.status(), readings)
+                left = 1.0 if duration_s is None else min(1.0, max(0.05, duration_s - elapsed))
                 with contextlib.suppress(TimeoutError):
-                    async with asyncio.timeout(min(1.0, max(0.05, duration_s - elapsed))):
+                    async with asyncio.timeout(left):
                         await stop_event.wait()
         finally:
             with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
                 loop.remove_signal_handler(signal.SIGINT)
             rows = headend.status()
+            if server is not None:
+                await server.stop()
             await headend.stop()
             # What `metercom status` shows beside the store: the counters of this run.
             snapshot = status_file_for(str(store_path))
@@ -458,6 +533,24 @@ async def run_fleet_demo(
     return DemoResult(folder, store_path, config_path, ok, failed, readings, elapsed, integrity.ok)
 
 
+async def _start_web(headend: HeadEnd, store: Store, fleet: DemoFleet, listen: str, out: TextIO) -> Any:
+    """Serve the dashboard; create the demo's users with one-time passwords and print them."""
+    from metercom.cli.output import render_table
+    from metercom.cli.web import WebServer, ensure_demo_users, web_settings
+
+    prepaid = any(m.id == _PREPAID_METER for m in fleet.meters)
+    if prepaid:  # an opening credit, so the household starts with its supply on
+        await headend.top_up("acc-1", 1000, "demo-opening-credit", requested_by="metercom demo")
+    users = await ensure_demo_users(store, _PREPAID_METER if prepaid else fleet.meters[0].id)
+    server = WebServer(headend, web_settings(headend, listen or None), stop_timeout_s=3.0)
+    await server.start()
+    print(f"dashboard and REST API: {server.url}   (API schema: {server.url}/api/v1/openapi.json)", file=out)
+    print("log in with these one-time passwords (new ones at every start of the demo):", file=out)
+    print(render_table(("user", "role", "password"), users), file=out)
+    print(file=out, flush=True)
+    return server
+
+
 async def _count_readings(store: Store) -> int:
     from sqlalchemy import func, select
 
@@ -479,7 +572,10 @@ async def _summary(store: Store, rows: Sequence[MeterStatus]) -> tuple[list[Sequ
         if row.protocol == "dlms":
             profile = len(await store.profile_rows(row.meter_id, "1-0:99.1.0*255"))
         when = row.last_read_at.strftime("%H:%M:%S") if row.last_read_at else "-"
-        energy, voltage = _last(stored, ":1.8.0*255"), _last(stored, ":32.7.0*255")
+        energy = _last(stored, ":1.8.0*255")
+        voltage = _last(stored, ":32.7.0*255")
+        if voltage == "-":
+            voltage = _last(stored, ":12.7.0*255")
         out.append(
             (
                 row.meter_id,
@@ -526,7 +622,11 @@ def register_demo(subparsers: _SubParsers) -> None:
     )
     parser.add_argument("--iec21", action="store_true", help="the single-meter IEC 62056-21 readout demo")
     parser.add_argument(
-        "--duration", type=float, default=20.0, metavar="S", help="run this long (default 20 s)"
+        "--duration",
+        type=float,
+        default=None,
+        metavar="S",
+        help="run this long (default: until Ctrl-C with the dashboard, 20 s with --no-web)",
     )
     parser.add_argument("--every", type=int, default=5, metavar="S", help="read every S seconds (default 5)")
     parser.add_argument("--iec", type=int, default=3, metavar="N", help="simulated IEC 62056-21 meters (3)")
@@ -535,6 +635,9 @@ def register_demo(subparsers: _SubParsers) -> None:
     parser.add_argument(
         "--dir", type=Path, metavar="DIR", help="write config and store here (default: a new temp dir)"
     )
+    from metercom.cli.web import add_web_arguments
+
+    add_web_arguments(parser)
     parser.set_defaults(handler=_demo_command)
 
 
@@ -543,7 +646,12 @@ def _demo_command(args: argparse.Namespace) -> int:
         from metercom.cli import iec21
 
         return iec21.run_demo(args)
-    if args.duration <= 0 or args.every < 1 or min(args.iec, args.dlms, args.modbus) < 0:
+    duration = args.duration if args.duration is not None else (20.0 if args.no_web else None)
+    if (
+        (duration is not None and duration <= 0)
+        or args.every < 1
+        or min(args.iec, args.dlms, args.modbus) < 0
+    ):
         raise InputError("--duration must be positive, --every at least 1, meter counts not negative")
     clock = _demo_clock()
     started = time.monotonic()
@@ -551,13 +659,14 @@ def _demo_command(args: argparse.Namespace) -> int:
         clock,
         lambda: run_fleet_demo(
             sys.stdout,
-            duration_s=args.duration,
+            duration_s=duration,
             every_s=args.every,
             iec21=args.iec,
             dlms=args.dlms,
             modbus=args.modbus,
             directory=args.dir,
             clock=clock,
+            web=None if args.no_web else (args.listen or ""),
         ),
     )
     del started

@@ -164,6 +164,9 @@ def register_serve(subparsers: _SubParsers) -> None:
         help="durable per-meter state such as DLMS invocation counters "
         "(default: beside a SQLite store, else ~/.local/state/metercom)",
     )
+    from metercom.cli.web import add_web_arguments
+
+    add_web_arguments(parser)
     parser.set_defaults(handler=_serve_command)
 
 
@@ -187,6 +190,7 @@ def _serve_command(args: argparse.Namespace) -> int:
             stop_timeout_s=args.stop_timeout,
             max_conversations=args.max_conversations,
             headend_options=options,
+            web=None if args.no_web else (args.listen or ""),
         )
     )
 
@@ -226,8 +230,12 @@ async def serve(
     ready: asyncio.Event | None = None,
     stop: asyncio.Event | None = None,
     headend_options: dict[str, Any] | None = None,
+    web: str | None = None,
 ) -> int:
     """Run the head-end until ``stop`` is set or SIGINT/SIGTERM arrives; returns the exit code.
+
+    ``web`` serves the dashboard and REST API in the same loop: ``""`` at ``[web] listen``
+    (default 127.0.0.1:8080), ``"HOST:PORT"`` there; ``None``: no web server.
 
     Raises :class:`~metercom.errors.ConfigError` (exit code 2) when the file is invalid at start:
     then nothing was changed in the store.
@@ -249,6 +257,16 @@ async def serve(
             **(headend_options or {}),
         )
         await headend.start()
+        server = None
+        if web is not None:
+            from metercom.cli.web import WebServer, web_settings
+
+            server = WebServer(headend, web_settings(headend, web or None), stop_timeout_s=stop_timeout_s)
+            try:
+                await server.start()
+            except BaseException:
+                await headend.stop()
+                raise
         stop_event = stop or asyncio.Event()
         reload_event = asyncio.Event()
         loop = asyncio.get_running_loop()
@@ -269,12 +287,16 @@ async def serve(
             file=sys.stderr,
             flush=True,
         )
+        if server is not None:
+            print(f"metercom: dashboard and REST API at {server.url}", file=sys.stderr, flush=True)
         try:
             await _serve_loop(headend, reloader, stop_event, reload_event, status_file, poll_s)
         finally:
             for signum in installed:
                 loop.remove_signal_handler(signum)
             log.info("stopping (at most %.0f s for running conversations)", stop_timeout_s)
+            if server is not None:
+                await server.stop()
             await headend.stop()
             if status_file is not None:
                 _snapshot_quietly(status_file, headend, running=False)
@@ -376,6 +398,8 @@ class StatusReport:
     snapshot_at: datetime | None = None
     snapshot_pid: int | None = None
     service: str = "no status snapshot"
+    #: The outbox per upstream sink (backlog size and age), from the store.
+    forwarding: list[dict[str, object]] = field(default_factory=list)
 
     def to_json(self) -> dict[str, object]:
         return {
@@ -384,6 +408,7 @@ class StatusReport:
             "service": self.service,
             "snapshot_at": self.snapshot_at.isoformat() if self.snapshot_at else None,
             "meters": [row.to_json() for row in self.rows],
+            "forwarding": self.forwarding,
         }
 
 
@@ -428,6 +453,19 @@ async def collect_status(
             if command.meter_id in rows:
                 rows[command.meter_id].pending_commands += 1
     report = StatusReport(store.url, version, [rows[k] for k in sorted(rows)])
+    now = datetime.now(UTC)
+    report.forwarding = [
+        {
+            "sink": b.sink,
+            "pending": b.pending,
+            "in_flight": b.in_flight,
+            "oldest_age_s": round(b.age_s(now), 1),
+            "confirmed_total": b.confirmed_total,
+            "expired_total": b.expired_total,
+            "last_confirmed_at": b.last_confirmed_at.isoformat() if b.last_confirmed_at else None,
+        }
+        for b in await store.outbox_backlog()
+    ]
     if snapshot_path is None:
         return report
     try:
@@ -501,6 +539,12 @@ def render_status(report: StatusReport, out: TextIO) -> None:
             )
         )
     print(render_table(_HEADERS, rows), file=out)
+    for sink in report.forwarding:
+        print(
+            f"forwarding to {sink['sink']}: {sink['pending']} pending (oldest {sink['oldest_age_s']} s), "
+            f"{sink['confirmed_total']} confirmed, {sink['expired_total']} expired unsent",
+            file=out,
+        )
     print("times in UTC", file=out)
 
 

@@ -22,7 +22,7 @@ Handler = Callable[[argparse.Namespace], int]
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from metercom.cli import central, demo, dlms, dlms_simulate, headend, iec21, modbus
+    from metercom.cli import central, demo, dlms, dlms_simulate, headend, iec21, modbus, web
 
     parser = argparse.ArgumentParser(
         prog="metercom",
@@ -57,6 +57,7 @@ def build_parser() -> argparse.ArgumentParser:
     headend.register_status(commands)
     demo.register_demo(commands)
     central.register(commands)
+    web.register_user(commands)
     return parser
 
 
