@@ -22,7 +22,7 @@ Handler = Callable[[argparse.Namespace], int]
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from metercom.cli import central, demo, dlms, dlms_simulate, headend, iec21, modbus, web
+    from metercom.cli import central, demo, dlms, dlms_simulate, headend, iec21, modbus, outbox, rules, web
 
     parser = argparse.ArgumentParser(
         prog="metercom",
@@ -55,6 +55,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     headend.register_serve(commands)
     headend.register_status(commands)
+    outbox.register_outbox(commands)
+    rules.register_rules(commands)
     demo.register_demo(commands)
     central.register(commands)
     web.register_user(commands)

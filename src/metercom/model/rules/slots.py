@@ -42,7 +42,7 @@ __all__ = [
     "slot_crc",
 ]
 
-#: Largest slot image any transport here carries (a pmtr3 slot holds 224 bytes).
+#: Largest slot image any transport here carries (a pmtr3 slot holds 232 bytes).
 MAX_IMAGE_BYTES: Final = 8192 + 64
 
 

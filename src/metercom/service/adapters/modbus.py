@@ -42,7 +42,7 @@ from metercom.service.meters import (
 )
 from metercom.service.store import MeterEvent, ProfileRow
 from metercom.session.bus import BusScheduler
-from metercom.session.modbus import ModbusDevice, ModbusSession
+from metercom.session.modbus import ModbusDevice, ModbusSession, RuleSlotStatus
 
 __all__ = ["ModbusMeterSession"]
 
@@ -241,6 +241,20 @@ class ModbusMeterSession:
                     layer="modbus",
                 )
         return {"written": written, "cleared": cleared, "unchanged": unchanged, "confirmed": True}
+
+    async def read_rule_slots(self) -> list[tuple[RuleSlotStatus, bytes]]:
+        """What every rule slot holds: its status and image (``b""``: empty), slot 1 first.
+
+        One request for the status of all slots, then one per non-empty slot for its image
+        (length and CRC checked: :class:`~metercom.model.rules.slots.RuleSlotError` otherwise).
+        """
+        relays = self.profile.relays
+        self._need(relays is not None and relays.rules is not None, "rule slots")
+        out: list[tuple[RuleSlotStatus, bytes]] = []
+        for status in await self.device.read_rule_status():
+            image = await self.device.read_rule_image(status.index) if status.crc else b""
+            out.append((status, image))
+        return out
 
     async def reconnect(self) -> None:
         await self._switch(True)
