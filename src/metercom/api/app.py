@@ -15,18 +15,20 @@ from __future__ import annotations
 import logging
 from collections.abc import MutableMapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 from argon2 import PasswordHasher
 from fastapi import FastAPI, Request, Response
 from fastapi.openapi.utils import get_openapi
 from fastapi.staticfiles import StaticFiles
+from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from metercom.api import problems
 from metercom.api.context import COOKIE, CSRF_HEADER, ApiContext, Ctx, authenticate
 from metercom.api.metrics import CONTENT_TYPE, render_metrics
 from metercom.api.problems import Problem, problem_response
+from metercom.api.routes_admin import _MAX_CONFIG
 from metercom.api.routes_admin import router as admin_router
 from metercom.api.routes_auth import router as auth_router
 from metercom.api.routes_commands import router as commands_router
@@ -55,9 +57,21 @@ _SECURITY_HEADERS = (
 )
 
 
+#: Request bodies: JSON everywhere, except the configuration's TOML (routes_admin's limit).
+MAX_BODY: Final = 64 * 1024
+MAX_CONFIG_BODY: Final = _MAX_CONFIG
+_CONFIG_PATHS: Final = frozenset({"/api/v1/config", "/api/v1/config/validate"})
+
+
+def _body_limit(path: str) -> int:
+    return MAX_CONFIG_BODY if path.rstrip("/") in _CONFIG_PATHS else MAX_BODY
+
+
 class _Guard:
-    """Outermost ASGI layer: security headers on every answer, and a problem (500) instead of a
-    traceback for anything no handler caught."""
+    """Outermost ASGI layer: security headers on every answer, a bound on the request body
+    (413 by its declared length before anything runs, or as soon as a streamed body passes it,
+    so no client, logged in or not, makes the server buffer more), and a problem (500) instead
+    of a traceback for anything no handler caught."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -66,12 +80,32 @@ class _Guard:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        started = False
+        limit = _body_limit(scope["path"])
+        too_large = f"the request body is larger than {limit} bytes"
+        declared = next((v for k, v in scope.get("headers", ()) if k.lower() == b"content-length"), None)
+        if declared is not None and (not declared.strip().isdigit() or int(declared) > limit):
+            request = Request(scope)
+            response = problem_response(request, 413, too_large, headers={"Connection": "close"})
+            await response(scope, receive, self._headers_added(scope, send))
+            return
 
-        async def guarded_send(message: MutableMapping[str, Any]) -> None:
-            nonlocal started
+        received = 0
+
+        async def bounded_receive() -> MutableMapping[str, Any]:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > limit:
+                    raise StarletteHTTPException(413, too_large)
+            return message
+
+        await self._guarded(scope, bounded_receive, send)
+
+    @staticmethod
+    def _headers_added(scope: Scope, send: Send) -> Send:
+        async def with_headers(message: MutableMapping[str, Any]) -> None:
             if message["type"] == "http.response.start":
-                started = True
                 headers = list(message.get("headers", []))
                 present = {k.lower() for k, _ in headers}
                 headers += [(k, v) for k, v in _SECURITY_HEADERS if k not in present]
@@ -79,6 +113,18 @@ class _Guard:
                     headers.append((b"cache-control", b"no-store"))
                 message = {**message, "headers": headers}
             await send(message)
+
+        return with_headers
+
+    async def _guarded(self, scope: Scope, receive: Receive, send: Send) -> None:
+        started = False
+        with_headers = self._headers_added(scope, send)
+
+        async def guarded_send(message: MutableMapping[str, Any]) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await with_headers(message)
 
         try:
             await self.app(scope, receive, guarded_send)
@@ -199,7 +245,8 @@ def create_app(
     )
     async def metrics(request: Request, ctx: Ctx) -> Response:
         """Prometheus text exposition (format 0.0.4)."""
-        if not ctx.settings.metrics_public:
+        live = ctx.headend.config.web  # made private by an applied configuration: at once
+        if not ctx.settings.metrics_public or (live is not None and not live.metrics_public):
             principal = await authenticate(request, ctx)
             if not principal.at_least(Role.VIEWER):
                 raise Problem(403, "metrics need the viewer role")

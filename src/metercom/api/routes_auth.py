@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, Depends, Request, Response
 
 from metercom.api.context import COOKIE, Anyone, Ctx
 from metercom.api.problems import Problem
@@ -24,10 +24,24 @@ def _secure(request: Request, ctx: Ctx) -> bool:
     return request.url.scheme == "https"
 
 
+def _json_only(request: Request) -> None:
+    """Login CSRF: a foreign page can post a form (urlencoded, multipart, text/plain) or a
+    no-cors ``fetch`` without a Content-Type, but not ``application/json`` without a CORS
+    preflight (which this server never grants); so only JSON logs in."""
+    media_type = request.headers.get("content-type", "").partition(";")[0].strip().lower()
+    if media_type != "application/json":
+        raise Problem(415, "send the login as application/json")
+
+
 @router.post(
     "/login",
     response_model=MeResponse,
-    responses={401: {"description": "wrong username or password"}, 429: {"description": "too many failures"}},
+    dependencies=[Depends(_json_only)],
+    responses={
+        401: {"description": "wrong username or password"},
+        415: {"description": "not application/json"},
+        429: {"description": "too many failures"},
+    },
 )
 async def login(body: LoginRequest, request: Request, response: Response, ctx: Ctx) -> MeResponse:
     """Check the password and open a browser session (cookie ``metercom_session``)."""
@@ -36,22 +50,30 @@ async def login(body: LoginRequest, request: Request, response: Response, ctx: C
     wait = ctx.limiter.retry_after(*keys)
     if wait is not None:
         seconds = max(1, int(wait + 0.999))
-        await ctx.audit(body.username, "auth.login", address, "refused", {"reason": "rate limited"})
+        if ctx.limiter.first_refusal(wait, *keys):  # once per block: refusals cost no disk
+            await ctx.audit(body.username, "auth.login", address, "refused", {"reason": "rate limited"})
         raise Problem(
             429,
             f"too many failed logins; try again in {seconds} s",
             headers={"Retry-After": str(seconds)},
             retry_after_s=seconds,
         )
+    # Counted before the (slow) check, so concurrent guesses cannot all pass the limit above.
+    attempt = ctx.limiter.failed(*keys)
     user = await ctx.web.user(body.username)
+    if user is not None:
+        ctx.limiter.pin(keys[0])
     ok = await ctx.passwords.verify(user.password_hash if user is not None else None, body.password)
     if user is None or not ok or user.disabled:
-        ctx.limiter.failed(*keys)
         await ctx.audit(body.username, "auth.login", address, "failed")
         raise Problem(401, "wrong username or password")
+    ctx.limiter.forgive(attempt, *keys)
     ctx.limiter.succeeded(keys[0])
     if ctx.passwords.hasher.check_needs_rehash(user.password_hash):
         await ctx.web.update_user(user.username, password_hash=await ctx.passwords.hash(body.password))
+    previous = request.cookies.get(COOKIE)
+    if previous:  # rotate: whatever session this browser had ends here
+        await ctx.web.delete_session(hash_secret(previous))
     session_id, csrf = new_session_id(), new_csrf_token()
     now = ctx.now()
     await ctx.web.delete_expired_sessions(now=now, idle_before=now - ctx.settings.session_idle_timeout)

@@ -30,6 +30,14 @@ router = APIRouter(prefix="/api/v1", tags=["commands"])
 _CONFIRM: frozenset[str] = frozenset({"disconnect", "reconnect"})
 
 
+def _approval_required(ctx: ApiContext) -> bool:
+    """The server's ``[web]`` settings, or the configuration in force: an administrator who
+    switches approvals on by applying a configuration gets them at once, not at the next start
+    (switching them off still waits for the restart: the safe direction)."""
+    live = ctx.headend.config.web
+    return ctx.settings.disconnect_approval or (live is not None and live.disconnect_approval)
+
+
 def _accepted(body: CommandOut) -> JSONResponse:
     return JSONResponse(body.model_dump(mode="json"), status_code=202)
 
@@ -72,7 +80,7 @@ async def send_command(meter_id: str, body: CommandRequest, principal: Operator,
             f'{body.kind} switches the supply: send it again with "confirm": true',
             slug="confirmation-required",
         )
-    if body.kind == "disconnect" and ctx.settings.disconnect_approval:
+    if body.kind == "disconnect" and _approval_required(ctx):
         approval, new = await ctx.web.add_approval(
             body.kind, meter_id, body.args, requested_by=principal.username, request_id=body.request_id
         )

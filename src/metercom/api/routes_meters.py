@@ -6,7 +6,7 @@ from __future__ import annotations
 import csv
 import io
 from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Final, Literal
 
 from fastapi import APIRouter, Query, Request, Response
 
@@ -75,8 +75,17 @@ def _csv(rows: list[list[object]], filename: str) -> Response:
     )
 
 
+#: A spreadsheet runs a cell that starts with one of these as a formula (CSV injection). Text
+#: comes from the meters (a register's text, a unit), and a consumer has their meter at hand.
+_FORMULA_START: Final = ("=", "+", "-", "@", "\t", "\r")
+
+
 def _cell(value: object) -> object:
-    return "" if value is None else value
+    if value is None:
+        return ""
+    if isinstance(value, str) and value.startswith(_FORMULA_START):
+        return "'" + value  # shown as text, never evaluated
+    return value
 
 
 @router.get("/fleet", response_model=Fleet)

@@ -10,8 +10,11 @@ sufficient (and fast) stored form.
 The :class:`LoginLimiter` counts failed logins per username and per client address in a
 sliding window on the head-end's clock (virtual in tests). At ``max_failures`` failures in the
 window further attempts are refused, right password or not, until the oldest failure leaves
-the window; the answer is 429 with ``Retry-After``. The limiter lives in the process (a
-restart forgets it) and is bounded in memory.
+the window; the answer is 429 with ``Retry-After``. An attempt counts as a failure from the moment
+it is let through until its password is found right (then it is taken back), so guesses sent
+all at once cannot pass the check before the first of them fails. The limiter lives in the process (a
+restart forgets it) and is bounded in memory: when it is full, the oldest keys go first, except
+the keys of usernames that exist (pinned; there are only as many as users).
 """
 
 from __future__ import annotations
@@ -144,8 +147,13 @@ class LoginLimiter:
         self.max_failures = max_failures
         self.window_s = window_s
         self._now = now
-        self._max_keys = max_keys
+        self.max_keys = max_keys
         self._failures: OrderedDict[str, deque[float]] = OrderedDict()
+        #: Keys never evicted for room (the usernames that exist): a flood of made-up names
+        #: from many addresses must not push a real account's failures out of memory.
+        self._pinned: set[str] = set()
+        #: Refusals already audited: keys -> end of that block.
+        self._reported: OrderedDict[tuple[str, ...], float] = OrderedDict()
 
     def _recent(self, key: str, now: float) -> deque[float] | None:
         times = self._failures.get(key)
@@ -155,6 +163,7 @@ class LoginLimiter:
             times.popleft()
         if not times:
             del self._failures[key]
+            self._pinned.discard(key)
             return None
         return times
 
@@ -168,14 +177,49 @@ class LoginLimiter:
                 waits.append(times[-self.max_failures] + self.window_s - now)
         return max(waits) if waits else None
 
-    def failed(self, *keys: str) -> None:
+    def failed(self, *keys: str) -> float:
+        """Count a failure (or an attempt still being checked) for ``keys``; returns its time,
+        for :meth:`forgive`."""
         now = self._now()
         for key in keys:
             times = self._failures.pop(key, None) or deque(maxlen=self.max_failures)
             times.append(now)
             self._failures[key] = times
-        while len(self._failures) > self._max_keys:
-            self._failures.popitem(last=False)
+        if len(self._failures) > self.max_keys:
+            for key in [k for k in self._failures if k not in self._pinned]:
+                del self._failures[key]
+                if len(self._failures) <= self.max_keys:
+                    break
+        return now
+
+    def first_refusal(self, wait: float, *keys: str) -> bool:
+        """True for the first refusal of ``keys`` in a block (``wait`` seconds from now), so a
+        blocked client hammering the login writes one audit entry, not one per request."""
+        now = self._now()
+        until = self._reported.get(keys)
+        if until is not None and until > now:
+            return False
+        self._reported.pop(keys, None)
+        self._reported[keys] = now + wait
+        while len(self._reported) > self.max_keys:
+            self._reported.popitem(last=False)
+        return True
+
+    def pin(self, key: str) -> None:
+        """Keep ``key``'s failures until they leave the window, however many other keys come."""
+        if key in self._failures:
+            self._pinned.add(key)
+
+    def forgive(self, at: float, *keys: str) -> None:
+        """Take back the failure counted at ``at`` (the attempt turned out right)."""
+        for key in keys:
+            times = self._failures.get(key)
+            if times is not None and at in times:
+                times.remove(at)
+                if not times:
+                    del self._failures[key]
+                    self._pinned.discard(key)
 
     def succeeded(self, key: str) -> None:
         self._failures.pop(key, None)
+        self._pinned.discard(key)

@@ -138,16 +138,18 @@ def _url(checker: _Checker, entry: Mapping[str, Any], path: KeyPath, kind: str) 
         return url
     parsed = urllib.parse.urlsplit(url)
     schemes = _SCHEMES[kind]
+    # A URL with an "@" may hold a password: it is never echoed (the message reaches the API).
+    given = repr(url) if "@" not in url else "a URL with credentials (not shown)"
     if parsed.scheme not in schemes or not parsed.hostname:
         shown = " or ".join(f"{s}://host" for s in schemes)
-        checker.problem((*path, "url"), f"{kind} upstreams take a URL {shown}..., got {url!r}")
+        checker.problem((*path, "url"), f"{kind} upstreams take a URL {shown}..., got {given}")
     elif parsed.username or parsed.password:
         checker.problem((*path, "url"), "put no credentials in the URL; use the secret keys (references)")
     else:
         try:
             parsed.port  # noqa: B018 - raises ValueError for a bad port
         except ValueError:
-            checker.problem((*path, "url"), f"bad port in {url!r}")
+            checker.problem((*path, "url"), f"bad port in {given}")
     return url
 
 
