@@ -47,6 +47,31 @@ def test_serve_with_an_invalid_file_changes_nothing_and_exits_2(
     assert report["meters"] == []
 
 
+def test_serve_refuses_unknown_profiles_and_supply_rules_on_meters_without_a_relay(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    example = (Path(__file__).resolve().parents[2] / "examples" / "fleet.toml").read_text(encoding="utf-8")
+    text = example.replace('device_profile = "pzem004t"', 'device_profile = "pzem-004t"', 1).replace(
+        'group = "residential"                 # meters', 'group = "feeders"  # meters', 1
+    )
+    lines = text.splitlines()
+    profile_at = next(i for i, line in enumerate(lines, 1) if '"pzem-004t"' in line)
+    target_at = next(i for i, line in enumerate(lines, 1) if line.startswith("targets = "))
+    config = tmp_path / "fleet.toml"
+    config.write_text(text, encoding="utf-8")
+    assert main(["serve", "--config", str(config)]) == 2
+    err = capsys.readouterr().err
+    assert (
+        f"{config}:{profile_at}: meters[4].device_profile: unknown Modbus device profile 'pzem-004t' "
+        "(did you mean 'pzem004t'?); known: pmtr3, pzem004t" in err
+    )
+    assert (
+        f"{config}:{target_at}: rules[0].targets[0]: target 'relay1': meter 'm-0003' (IEC 62056-21) "
+        "cannot switch its supply" in err
+    )
+    assert "2 problems" in err
+
+
 def test_status_without_a_store_says_so(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["status", "--store", str(tmp_path / "none.db")]) == 2
     assert "there is no store" in capsys.readouterr().err

@@ -69,16 +69,19 @@ id = "t1"
 protocol = "modbus"
 line = "gw"
 address = { unit = 1 }
+device_profile = "pzem004t"
 [[meters]]
 id = "t2"
 protocol = "modbus"
 line = "gw"
 address = { unit = 2 }
+device_profile = "pzem004t"
 [[meters]]
 id = "t3"
 protocol = "modbus"
 line = "gw"
 address = { unit = 3 }
+device_profile = "pzem004t"
 [[plans]]
 id = "p"
 objects = ["1.8.0"]

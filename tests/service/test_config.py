@@ -32,7 +32,6 @@ from metercom.service.config_positions import format_path, scan_positions
 from metercom.service.cron import CronTrigger
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "fleet.toml"
-PROFILES = {"landis-gyr-e450", "kamstrup-omnipower", "pzem004t"}
 
 
 def problems(text: str, **kwargs: object) -> tuple[ConfigProblem, ...]:
@@ -51,7 +50,7 @@ def only_problem(text: str, **kwargs: object) -> ConfigProblem:
 
 
 def test_example_parses() -> None:
-    config = load_config(EXAMPLE, known_profiles=PROFILES)
+    config = load_config(EXAMPLE)
     assert config.source == str(EXAMPLE)
     assert len(config.sha256) == 64
     assert config.service.name == "north-substation"
@@ -82,7 +81,7 @@ def test_example_parses() -> None:
     assert str(m1.keys["encryption"]) == "secret:fleet_guek"
     assert m1.keys["encryption"].via is not None
     assert str(m1.keys["encryption"].via) == "env:METERCOM_FLEET_GUEK"
-    assert m1.device_profile == "landis-gyr-e450"
+    assert m1.device_profile == "generic"
     assert m1.tariff == "H0"
     m3 = config.meter("m-0003")
     assert m3.address == Iec21Address("71234567")
@@ -206,7 +205,10 @@ CASES: dict[str, tuple[str, str, str, str, str]] = {
     ),
     "duplicate meter id": (
         "[[groups]]",
-        '[[meters]]\nid = "m1"\nprotocol = "modbus"\nline = "bus"\naddress = { unit = 3 }\n\n[[groups]]',
+        (
+            '[[meters]]\nid = "m1"\nprotocol = "modbus"\nline = "bus"\naddress = { unit = 3 }\n'
+            'device_profile = "pzem004t"\n\n[[groups]]'
+        ),
         'id = "m1"\nprotocol = "modbus"',
         "meters[1].id",
         r"duplicate meter id 'm1' \(first defined at line 7\)",
@@ -371,10 +373,34 @@ CASES: dict[str, tuple[str, str, str, str, str]] = {
     ),
     "unknown device profile": (
         'line = "bus"',
-        'line = "bus"\ndevice_profile = "landis-gyr-e451"',
+        'line = "bus"\ndevice_profile = "generik"',
         "device_profile",
         "meters[0].device_profile",
-        "unknown device profile 'landis-gyr-e451' \\(did you mean 'landis-gyr-e450'\\?\\)",
+        r"unknown DLMS device profile 'generik' \(did you mean 'generic'\?\); known: generic, india or ",
+    ),
+    "unknown modbus device profile": (
+        "[[groups]]",
+        (
+            '[[meters]]\nid = "m5"\nprotocol = "modbus"\nline = "bus"\naddress = { unit = 5 }\n'
+            'device_profile = "landis-gyr-e450"\n\n[[groups]]'
+        ),
+        'device_profile = "landis',
+        "meters[1].device_profile",
+        "unknown Modbus device profile 'landis-gyr-e450'; known: pmtr3, pzem004t or a register-map file",
+    ),
+    "modbus meter without device profile": (
+        "[[groups]]",
+        '[[meters]]\nid = "m5"\nprotocol = "modbus"\nline = "bus"\naddress = { unit = 5 }\n\n[[groups]]',
+        '[[meters]]\nid = "m5"',
+        "meters[1]",
+        r"missing 'device_profile': a Modbus meter is read through its device profile \(known: pmtr3, ",
+    ),
+    "device profile on an iec21 meter": (
+        "[[groups]]",
+        '[[meters]]\nid = "m3"\nprotocol = "iec21"\nline = "bus"\ndevice_profile = "generic"\n\n[[groups]]',
+        'device_profile = "generic"',
+        "meters[1].device_profile",
+        "IEC 62056-21 meters have no device profiles .*; remove device_profile",
     ),
     "auth needs password": (
         'line = "bus"',
@@ -422,7 +448,7 @@ CASES: dict[str, tuple[str, str, str, str, str]] = {
         "[[groups]]",
         (
             '[[meters]]\nid = "m5"\nprotocol = "modbus"\nline = "bus"\naddress = { unit = 5 }\n'
-            'keys = { encryption = "env:K" }\n\n[[groups]]'
+            'device_profile = "pzem004t"\nkeys = { encryption = "env:K" }\n\n[[groups]]'
         ),
         "keys = ",
         "meters[1].keys",
@@ -479,12 +505,189 @@ def test_problem_kinds(name: str) -> None:
     old, new, at, key, pattern = CASES[name]
     assert old in BASE, old
     text = BASE.replace(old, new, 1)
-    problem = only_problem(text, known_profiles=PROFILES)
+    problem = only_problem(text)
     assert problem.source == "t.toml"
     assert problem.line == line_of(text, at), str(problem)
     assert problem.key == key, str(problem)
     assert re.search(pattern, problem.message), str(problem)
     assert str(problem).startswith(f"t.toml:{problem.line}: ")
+
+
+# -- device profiles and what a meter can switch -------------------------------------------------
+
+FLEET = """\
+[[lines]]
+id = "bus"
+url = "serial:///dev/ttyUSB0"
+type = "rs485"
+
+[[meters]]
+id = "dl"
+protocol = "dlms"
+line = "bus"
+address = { client = 1, physical = 17 }
+device_profile = "generic"
+
+[[meters]]
+id = "dx"
+protocol = "dlms"
+line = "bus"
+address = { client = 1, physical = 18 }
+
+[[meters]]
+id = "ie"
+protocol = "iec21"
+line = "bus"
+address = { device = "7" }
+
+[[meters]]
+id = "pz"
+protocol = "modbus"
+line = "bus"
+address = { unit = 3 }
+device_profile = "pzem004t"
+
+[[meters]]
+id = "pm"
+protocol = "modbus"
+line = "bus"
+address = { unit = 4 }
+device_profile = "pmtr3"
+
+[[rules]]
+name = "r"
+meters = ["dl", "dx", "pm"]
+expression = "L1U > 253"
+"""
+
+
+def test_supply_targets_on_meters_that_can_switch() -> None:
+    config = parse_config(FLEET)
+    assert config.rules[0].targets == ("relay1",)
+    # a quirk naming the profile's own disconnect control is fine
+    parse_config(
+        FLEET.replace(
+            'device_profile = "generic"',
+            'device_profile = "generic"\nquirks = { disconnect_control = "0-0:96.3.10*255" }',
+        )
+    )
+
+
+@pytest.mark.parametrize(
+    ("meters", "meter", "why"),
+    [
+        (
+            '["dl", "ie"]',
+            "ie",
+            "meter 'ie' \\(IEC 62056-21\\) cannot switch its supply: IEC 62056-21 meters ",
+        ),
+        (
+            '["pz"]',
+            "pz",
+            "meter 'pz' \\(pzem004t\\) cannot switch its supply: its register map has no load relay",
+        ),
+    ],
+)
+def test_supply_target_on_a_meter_that_cannot_switch(meters: str, meter: str, why: str) -> None:
+    # without `targets` the default (relay1) is at fault: the rule's own line
+    text = FLEET.replace('meters = ["dl", "dx", "pm"]', f"meters = {meters}")
+    problem = only_problem(text)
+    assert (problem.line, problem.key) == (line_of(text, "[[rules]]"), "rules[0]"), str(problem)
+    assert re.search(f"^target 'relay1': {why}", problem.message), str(problem)
+    # with `targets`, the target itself
+    text = text.replace('expression = "L1U', 'targets = ["supply"]\nexpression = "L1U')
+    problem = only_problem(text)
+    assert f"meter '{meter}'" in problem.message
+    assert str(problem).startswith(
+        f"t.toml:{line_of(text, 'targets')}: rules[0].targets[0]: target 'supply': "
+    )
+
+
+def test_supply_target_through_a_group_names_the_meter() -> None:
+    text = FLEET.replace('meters = ["dl", "dx", "pm"]', 'group = "feeders"').replace(
+        "[[rules]]", '[[groups]]\nid = "feeders"\nmeters = ["dl", "ie"]\n\n[[rules]]'
+    )
+    problem = only_problem(text)
+    assert str(problem) == (
+        f"t.toml:{line_of(text, '[[rules]]')}: rules[0]: target 'relay1': meter 'ie' (IEC 62056-21) cannot "
+        "switch its supply: IEC 62056-21 meters have no remote disconnect"
+    )
+
+
+def test_dlms_disconnect_control_must_be_in_the_profile() -> None:
+    text = FLEET.replace(
+        'device_profile = "generic"',
+        'device_profile = "generic"\nquirks = { disconnect_control = "0-0:96.3.11*255" }',
+    )
+    problem = only_problem(text)
+    assert (problem.line, problem.key) == (line_of(text, "[[rules]]"), "rules[0]")
+    assert problem.message == (
+        "target 'relay1': meter 'dl' (generic) cannot switch its supply: device profile 'generic' has no "
+        "Disconnect control (class 70) at 0-0:96.3.11*255"
+    )
+
+
+def test_unknown_profile_is_reported_once_with_the_meter() -> None:
+    """A rule on a meter whose profile is unknown does not add a second problem."""
+    text = FLEET.replace('device_profile = "pmtr3"', 'device_profile = "pmtr4"')
+    problem = only_problem(text)
+    assert (problem.line, problem.key) == (line_of(text, "pmtr4"), "meters[4].device_profile")
+    assert "did you mean 'pmtr3'?" in problem.message
+
+
+def test_modbus_profile_file(tmp_path: Path) -> None:
+    from importlib import resources
+
+    mine = tmp_path / "my-meter.toml"
+    mine.write_text(
+        (resources.files("metercom.model.profiles.modbus") / "pzem004t.toml").read_text(encoding="utf-8"),
+        encoding="utf-8",
+    )
+    text = FLEET.replace('device_profile = "pzem004t"', f'device_profile = "{mine}"')
+    assert parse_config(text).meter("pz").device_profile == str(mine)
+    text = FLEET.replace('device_profile = "pzem004t"', f'device_profile = "{tmp_path / "gone.toml"}"')
+    problem = only_problem(text)
+    assert (problem.line, problem.key) == (line_of(text, "gone.toml"), "meters[3].device_profile")
+    assert problem.message.startswith(
+        f"cannot load the Modbus device profile file '{tmp_path / 'gone.toml'}': "
+    )
+
+
+def test_dlms_profile_file(tmp_path: Path) -> None:
+    """A DLMS object-list file (as `metercom simulate dlms --profile FILE` exports it) is loaded
+    and validated; one without a disconnect control cannot take a supply rule."""
+    from importlib import resources
+
+    generic = (resources.files("metercom.model.profiles") / "generic.toml").read_text(encoding="utf-8")
+    full = tmp_path / "full.toml"
+    full.write_text(generic, encoding="utf-8")
+    assert parse_config(FLEET.replace('"generic"', f'"{full}"')).meter("dl").device_profile == str(full)
+    blocks = generic.split("\n[[objects]]\n")
+    meterless = tmp_path / "no-switch.toml"
+    meterless.write_text(
+        "\n[[objects]]\n".join(b for b in blocks if '"0.0.96.3.10.255"' not in b), encoding="utf-8"
+    )
+    text = FLEET.replace('"generic"', f'"{meterless}"')
+    problem = only_problem(text)
+    assert (problem.line, problem.key) == (line_of(text, "[[rules]]"), "rules[0]")
+    assert problem.message.endswith("has no Disconnect control (class 70) at 0-0:96.3.10*255")
+    broken = tmp_path / "broken.json"
+    broken.write_text("{", encoding="utf-8")
+    text = FLEET.replace('"generic"', f'"{broken}"')
+    problem = only_problem(text)
+    assert (problem.line, problem.key) == (line_of(text, "broken.json"), "meters[0].device_profile")
+    assert problem.message.startswith(f"cannot load the DLMS device profile file '{broken}': ")
+
+
+def test_example_rule_on_the_feeder_meter_is_refused(example_text: str) -> None:
+    """The feeder meter (IEC 62056-21) has no relay: a supply rule on it is refused at its line."""
+    text = example_text.replace(
+        'group = "residential"                 # meters that can', 'group = "feeders" #'
+    )
+    problem = only_problem(text)
+    assert problem.line == line_of(text, 'targets = ["relay1"]')
+    assert problem.key == "rules[0].targets[0]"
+    assert "meter 'm-0003' (IEC 62056-21) cannot switch its supply" in problem.message
 
 
 def test_whole_file_collects_every_problem() -> None:
@@ -651,7 +854,7 @@ def test_mangled_files_raise_only_config_errors(edits: list[tuple[int, str]]) ->
             break
     found: tuple[ConfigProblem, ...] = ()
     try:
-        parse_config("\n".join(lines), known_profiles=PROFILES)
+        parse_config("\n".join(lines))
     except ConfigValidationError as exc:
         found = exc.problems
         assert found, "a ConfigValidationError lists at least one problem"

@@ -9,7 +9,7 @@ import pytest
 
 from metercom.clock import VirtualClock
 from metercom.errors import ConfigError
-from metercom.service.config import ConfigValidationError
+from metercom.service.config import ConfigValidationError, parse_config
 from metercom.service.config_store import ConfigChange, ConfigStore
 from metercom.service.store import ConfigVersionConflict, Store
 
@@ -137,14 +137,52 @@ async def test_refresh_picks_up_versions_applied_elsewhere(tmp_path: Path, examp
 
 async def test_apply_checks_profiles_and_secrets(tmp_path: Path, example_text: str) -> None:
     async with await Store.open(tmp_path / "s.db") as store:
-        strict = ConfigStore(store, known_profiles={"landis-gyr-e450"}, check_secrets=True, env={})
+        strict = ConfigStore(store, check_secrets=True, env={})
         with pytest.raises(ConfigValidationError) as info:
-            await strict.apply(example_text, actor="a")
+            await strict.apply(example_text.replace('"pzem004t"', '"pzem-004t"'), actor="a")
         keys = {p.key for p in info.value.problems}
-        assert "meters[3].device_profile" in keys
+        assert "meters[4].device_profile" in keys
+        with pytest.raises(ConfigValidationError) as info:
+            strict.validate(example_text.replace('"pzem004t"', '"pzem-004t"'), source="f.toml")
+        assert any(
+            str(p).startswith("f.toml:") and "unknown Modbus device profile 'pzem-004t'" in p.message
+            for p in info.value.problems
+        )
         assert "meters[2].password" in keys
         assert await store.config_version() is None
         with pytest.raises(ConfigError, match="cannot read the configuration"):
             await strict.apply(tmp_path / "missing.toml", actor="a")
         with pytest.raises(ConfigError, match="looks like a file name"):
             await strict.apply("fleet.toml", actor="a")
+
+
+async def test_a_version_stored_by_an_earlier_release_is_still_read(
+    tmp_path: Path, example_text: str
+) -> None:
+    """A stored version is not validated again against today's profiles and switching rules: a
+    version applied before they were checked (unknown profiles, a supply rule on an IEC 62056-21
+    meter) stays readable, and the next apply replaces it."""
+    old = example_text.replace('device_profile = "generic"', 'device_profile = "landis-gyr-e450"').replace(
+        'group = "residential"                 # meters', 'group = "feeders"  # meters', 1
+    )
+    with pytest.raises(ConfigValidationError) as info:
+        parse_config(old, source="old.toml")
+    assert {p.key for p in info.value.problems} == {
+        "meters[0].device_profile",
+        "meters[1].device_profile",
+        "meters[3].device_profile",
+        "rules[0].targets[0]",
+    }
+    async with await Store.open(tmp_path / "s.db") as store:
+        await store.apply_config_version(
+            text=old, sha256="0" * 64, source="old.toml", actor="earlier", summary="", meters=[]
+        )
+        configs = ConfigStore(store)
+        current = await configs.current()
+        assert current is not None
+        assert current.config.meter("m-0001").device_profile == "landis-gyr-e450"
+        assert current.config.rules[0].meters == ("m-0003",)
+        assert await configs.apply(example_text, actor="a") == 2
+        current = await configs.current()
+        assert current is not None
+        assert current.config.meter("m-0001").device_profile == "generic"

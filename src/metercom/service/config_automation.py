@@ -23,8 +23,8 @@ from decimal import Decimal, InvalidOperation
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Final
 
-from metercom.errors import MetercomError, RuleError
-from metercom.model.modbus_profile import ModbusProfile, RuleSlotSpec, load_modbus_profile
+from metercom.errors import RuleError
+from metercom.model.modbus_profile import RuleSlotSpec
 from metercom.model.obis import Obis
 from metercom.model.rules.engine import DEFAULT_MAX_SLOTS, MAX_RECOVERY, MAX_WINDOW, Command, Rule
 from metercom.model.rules.expr import RuleSyntaxError, parse
@@ -39,10 +39,10 @@ from metercom.service.config_model import (
     PrepaidAccountConfig,
     PrepaidConfig,
     PrepaidWindowConfig,
-    Protocol,
     RuleConfig,
 )
 from metercom.service.config_positions import KeyPath
+from metercom.service.config_profiles import modbus_profile, supply_problem
 from metercom.service.rules.neutral import NeutralConfig
 
 if TYPE_CHECKING:
@@ -297,18 +297,9 @@ def check_rules(
     return out
 
 
-def _profile(meter: MeterConfig) -> ModbusProfile | None:
-    if meter.protocol is not Protocol.MODBUS or not meter.device_profile:
-        return None
-    try:
-        return load_modbus_profile(meter.device_profile)
-    except MetercomError:
-        return None  # reported with the meter
-
-
 def meter_outputs(meter: MeterConfig) -> int:
     """Relay outputs a meter has (a Modbus profile's relay count; 1, the supply, for others)."""
-    profile = _profile(meter)
+    profile = modbus_profile(meter)
     if profile is not None:
         return profile.relays.count if profile.relays is not None else 0
     return 1
@@ -316,14 +307,15 @@ def meter_outputs(meter: MeterConfig) -> int:
 
 def rule_slot_spec(meter: MeterConfig) -> RuleSlotSpec | None:
     """The rule slots of a meter that evaluates rules itself, or None."""
-    profile = _profile(meter)
+    profile = modbus_profile(meter)
     return profile.relays.rules if profile is not None and profile.relays is not None else None
 
 
 def _check_targets(
     checker: _Checker, path: KeyPath, action: str, targets: Sequence[str], meters: Sequence[MeterConfig]
 ) -> None:
-    """``supply``/``relay1`` take connect/disconnect; ``relay2``.. (auxiliary outputs) high/low."""
+    """``supply``/``relay1`` take connect/disconnect and need meters that can switch their supply
+    (:func:`.config_profiles.supply_problem`); ``relay2``.. (auxiliary outputs) high/low."""
     supply_action = action in ("connect", "disconnect")
     for i, target in enumerate(targets):
         where: KeyPath = (*path, i) if path and path[-1] == "targets" else path
@@ -339,6 +331,10 @@ def _check_targets(
             )
             continue
         if target in SUPPLY_TARGETS:
+            for meter in meters if checker.check_profiles else ():
+                problem = supply_problem(meter)
+                if problem is not None:
+                    checker.problem(where, f"target {target!r}: {problem}")
             continue
         if supply_action:
             checker.problem(where, f"auxiliary output {target!r} is switched with high/low, not {action}")

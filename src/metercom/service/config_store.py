@@ -18,7 +18,7 @@ applied by another process (a CLI, another node on PostgreSQL) are picked up by
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable, Collection, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -77,21 +77,19 @@ def meter_record(meter: MeterConfig) -> MeterRecord:
 class ConfigStore:
     """Configuration versions kept in a :class:`~metercom.service.store.Store`.
 
-    ``known_profiles``, ``check_secrets`` and ``env`` are passed to
-    :func:`~.config_validate.parse_config` for every new version (``check_secrets=True``
-    resolves every secret reference at apply time, in this process's environment).
+    ``check_secrets`` and ``env`` are passed to :func:`~.config_validate.parse_config` for
+    every new version (``check_secrets=True`` resolves every secret reference at apply time,
+    in this process's environment). Device profiles are always checked.
     """
 
     def __init__(
         self,
         store: Store,
         *,
-        known_profiles: Collection[str] | None = None,
         check_secrets: bool = False,
         env: Mapping[str, str] | None = None,
     ) -> None:
         self._store = store
-        self._known_profiles = known_profiles
         self._check_secrets = check_secrets
         self._env = env
         self._listeners: list[ConfigListener] = []
@@ -105,7 +103,6 @@ class ConfigStore:
         return parse_config(
             text,
             source=source,
-            known_profiles=self._known_profiles,
             check_secrets=self._check_secrets,
             env=self._env,
         )
@@ -151,7 +148,6 @@ class ConfigStore:
         config = parse_config(
             text,
             source=label,
-            known_profiles=self._known_profiles,
             check_secrets=self._check_secrets,
             env=self._env,
         )
@@ -237,8 +233,10 @@ class ConfigStore:
             return None
         try:
             # Stored versions were validated when applied; re-read them without the checks
-            # that depend on this process (profiles installed, secrets reachable).
-            config = parse_config(stored.text, source=f"{stored.source} (version {stored.version})")
+            # that depend on this process or release (profiles installed, secrets reachable).
+            config = parse_config(
+                stored.text, source=f"{stored.source} (version {stored.version})", check_profiles=False
+            )
         except ConfigError:
             if lenient:
                 return None

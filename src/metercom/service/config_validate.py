@@ -12,7 +12,8 @@ group's meters, a schedule's groups and plan, ``secret:`` names); transport URLs
 against URLs and the one-conversation rule of serial links; two lines on the same link; meter
 addresses by protocol, and two meters with the same address on one line; DLMS authentication
 and security against the password and keys they need; OBIS codes; cron expressions and
-durations; time zones; device profile names against ``known_profiles``; rules, prepaid and
+durations; time zones; device profiles against the ones that exist for the meter's protocol
+(:mod:`.config_profiles`; required where reading needs one); rules, prepaid and
 notifications (:mod:`.config_automation`: expressions with their column, meters, groups,
 channels); and, with ``check_secrets=True``, that every secret can be read and every key is
 hex of a valid length.
@@ -57,6 +58,7 @@ from metercom.service.config_model import (
     ServiceSettings,
 )
 from metercom.service.config_positions import KeyPath, Positions, format_path, scan_positions
+from metercom.service.config_profiles import profile_problem
 from metercom.service.config_web import check_web
 from metercom.service.cron import CronExpr, CronTrigger, IntervalTrigger, parse_duration
 from metercom.service.secrets import SecretRef, parse_secret_ref
@@ -186,7 +188,6 @@ class ConfigValidationError(ConfigError):
 def load_config(
     path: str | Path,
     *,
-    known_profiles: Collection[str] | None = None,
     check_secrets: bool = False,
     env: Mapping[str, str] | None = None,
 ) -> FleetConfig:
@@ -194,7 +195,6 @@ def load_config(
     return parse_config(
         read_config_text(path),
         source=str(path),
-        known_profiles=known_profiles,
         check_secrets=check_secrets,
         env=env,
     )
@@ -222,16 +222,19 @@ def parse_config(
     text: str,
     *,
     source: str = "<text>",
-    known_profiles: Collection[str] | None = None,
     check_secrets: bool = False,
     env: Mapping[str, str] | None = None,
+    check_profiles: bool = True,
 ) -> FleetConfig:
     """Validate the TOML ``text`` as a whole and build the configuration.
 
-    ``source`` names the text in messages. ``known_profiles``, when given, is the set of device
-    profile names meters may use. ``check_secrets`` resolves every secret reference now (from
-    ``env``, default ``os.environ``, and the files named), reporting the ones that cannot be
-    read. Raises :class:`ConfigValidationError` (a :class:`ConfigError`) with every problem.
+    ``source`` names the text in messages. Device profiles are checked against the ones metercom
+    ships for each meter's protocol, and supply rule targets against what each meter can switch
+    (:mod:`.config_profiles`); ``check_profiles=False`` skips both, to re-read a version that was
+    validated when it was applied (perhaps by another metercom release). ``check_secrets``
+    resolves every secret reference now (from ``env``, default ``os.environ``, and the files
+    named), reporting the ones that cannot be read. Raises :class:`ConfigValidationError` (a
+    :class:`ConfigError`) with every problem.
     """
     if len(text) > _MAX_TEXT:
         raise ConfigError(f"the configuration is larger than {_MAX_TEXT} characters", where=source)
@@ -242,7 +245,7 @@ def parse_config(
         message = re.sub(r"\s*\(at line \d+, column \d+\)", "", str(exc))
         problem = ConfigProblem(source, line, "", f"TOML syntax: {message}")
         raise ConfigValidationError(source, [problem]) from None
-    checker = _Checker(source, scan_positions(text), known_profiles, check_secrets, env)
+    checker = _Checker(source, scan_positions(text), check_secrets, env, check_profiles)
     config = checker.document(document, hashlib.sha256(text.encode("utf-8")).hexdigest())
     if checker.problems or config is None:
         problems = sorted(checker.problems, key=lambda p: p.line if p.line is not None else 0)
@@ -290,13 +293,14 @@ class _Checker:
         self,
         source: str,
         positions: Positions,
-        known_profiles: Collection[str] | None,
         check_secrets: bool,
         env: Mapping[str, str] | None,
+        check_profiles: bool = True,
     ) -> None:
         self.source = source
         self.positions = positions
-        self.known_profiles = frozenset(known_profiles) if known_profiles is not None else None
+        #: Check device profiles and what meters can switch (see :func:`parse_config`).
+        self.check_profiles = check_profiles
         self.check_secrets = check_secrets
         self.env = env
         self.problems: list[ConfigProblem] = []
@@ -796,12 +800,15 @@ class _Checker:
             auth, security, password, keys = self.credentials(table, path, protocol)
             group_refs = self.str_list(table, path, "groups")
             profile = self.opt_text(table, path, "device_profile", 128)
-            if profile is not None and self.known_profiles is not None and profile not in self.known_profiles:
-                self.problem(
-                    (*path, "device_profile"),
-                    f"unknown device profile {profile!r}{_suggest(profile, self.known_profiles)}; "
-                    f"known: {_listing(self.known_profiles)}",
-                )
+            wrong = (
+                profile_problem(protocol, profile)
+                if self.check_profiles
+                and protocol is not None
+                and (profile is not None or "device_profile" not in table)
+                else None
+            )
+            if wrong is not None:
+                self.problem((*path, "device_profile") if profile is not None else path, wrong)
             meter = MeterConfig(
                 id=meter_id or "",
                 protocol=protocol or Protocol.IEC21,
