@@ -179,41 +179,11 @@ def render_slots(meter_id: str, views: Sequence[SlotView], out: TextIO) -> None:
 
     rows: list[Sequence[object]] = []
     for v in views:
-        if v.empty:
-            rows.append(
-                (
-                    v.slot,
-                    "",
-                    "(empty)",
-                    "",
-                    "",
-                    "",
-                    "",
-                    "",
-                    "",
-                    v.state,
-                    v.triggered_count,
-                    _when(v.changed_at),
-                )
-            )
-            continue
-        if v.error:
-            rows.append(
-                (
-                    v.slot,
-                    "",
-                    f"(undecodable, CRC 0x{v.crc:08X})",
-                    v.error,
-                    "",
-                    "",
-                    "",
-                    "",
-                    "",
-                    v.state,
-                    v.triggered_count,
-                    _when(v.changed_at),
-                )
-            )
+        status = (v.state, v.triggered_count, _when(v.changed_at))
+        if v.empty or v.error:
+            # No rule to show: the slot's number, what is wrong with it, and its status.
+            name = "(empty)" if v.empty else f"(undecodable, CRC 0x{v.crc:08X})"
+            rows.append((v.slot, "", name, "" if v.empty else v.error, "", "", "", "", "", *status))
             continue
         rows.append(
             (
@@ -226,9 +196,7 @@ def render_slots(meter_id: str, views: Sequence[SlotView], out: TextIO) -> None:
                 v.action,
                 ",".join(v.targets),
                 "yes" if v.dry_run else "no",
-                v.state,
-                v.triggered_count,
-                _when(v.changed_at),
+                *status,
             )
         )
     print(f"rule slots of meter {meter_id}", file=out)
