@@ -679,6 +679,53 @@ def test_dlms_profile_file(tmp_path: Path) -> None:
     assert problem.message.startswith(f"cannot load the DLMS device profile file '{broken}': ")
 
 
+def _prepaid(*meters: str) -> str:
+    accounts = "".join(f'\n[[prepaid.accounts]]\naccount = "acc-{m}"\nmeter = "{m}"\n' for m in meters)
+    return FLEET + '\n[prepaid]\ncurrency = "INR"\ntable = { 10 = 650 }\n' + accounts
+
+
+def test_prepaid_accounts_on_meters_that_can_switch() -> None:
+    """A DLMS meter whose profile has a disconnect control, one without a profile (nothing says
+    it cannot) and a Modbus meter whose register map has a load relay take prepaid accounts."""
+    config = parse_config(_prepaid("dl", "dx", "pm"))
+    assert config.prepaid is not None
+    assert [a.meter for a in config.prepaid.accounts] == ["dl", "dx", "pm"]
+
+
+@pytest.mark.parametrize(
+    ("meter", "label", "reason"),
+    [
+        ("ie", "IEC 62056-21", "IEC 62056-21 meters have no remote disconnect"),
+        ("pz", "pzem004t", "its register map has no load relay"),
+    ],
+)
+def test_prepaid_account_on_a_meter_that_cannot_switch(meter: str, label: str, reason: str) -> None:
+    """Prepaid cuts the supply at zero credit: an account on a meter that cannot switch is refused
+    at the account's meter; a configuration stored before this check still loads."""
+    why = f"meter '{meter}' ({label}) cannot switch its supply: {reason}"
+    text = _prepaid("dl", meter)
+    problem = only_problem(text)
+    at = line_of(text, f'meter = "{meter}"')
+    assert str(problem) == (
+        f"t.toml:{at}: prepaid.accounts[1].meter: prepaid cuts the supply at zero credit: {why}"
+    )
+    assert parse_config(text, check_profiles=False).prepaid is not None
+
+
+def test_prepaid_account_on_a_dlms_profile_without_disconnect_control() -> None:
+    text = _prepaid("dl").replace(
+        'device_profile = "generic"',
+        'device_profile = "generic"\nquirks = { disconnect_control = "0-0:96.3.11*255" }',
+    )
+    found = problems(text)
+    # the rule on "dl" and the account on it, each at its own line
+    assert [(p.line, p.key) for p in found] == [
+        (line_of(text, "[[rules]]"), "rules[0]"),
+        (line_of(text, 'meter = "dl"'), "prepaid.accounts[0].meter"),
+    ], "\n".join(map(str, found))
+    assert found[1].message.endswith("has no Disconnect control (class 70) at 0-0:96.3.11*255")
+
+
 def test_example_rule_on_the_feeder_meter_is_refused(example_text: str) -> None:
     """The feeder meter (IEC 62056-21) has no relay: a supply rule on it is refused at its line."""
     text = example_text.replace(

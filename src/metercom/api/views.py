@@ -21,7 +21,6 @@ from collections import Counter
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, time, timedelta
 from decimal import Decimal
-from functools import cache
 from typing import Any, Final
 from zoneinfo import ZoneInfo
 
@@ -42,10 +41,10 @@ from metercom.api.schemas import (
     TopUpOut,
 )
 from metercom.errors import MetercomError
-from metercom.model.modbus_profile import load_modbus_profile
 from metercom.model.obis import Obis
 from metercom.model.reading import ReadingValue
 from metercom.service.config_model import MeterConfig
+from metercom.service.config_profiles import switches_supply
 from metercom.service.config_web import WebSettings
 from metercom.service.headend import HeadEnd
 from metercom.service.notify import AlarmRecord
@@ -131,26 +130,18 @@ async def relay_state(web: WebStore, meter_id: str) -> str | None:
     return _relay_of((await web.relay_evidence([meter_id])).get(meter_id, []))
 
 
-@cache
-def _modbus_load_relay(device_profile: str) -> bool:
-    try:
-        relays = load_modbus_profile(device_profile).relays
-    except MetercomError:
-        return False
-    return relays is not None and relays.load_relay is not None
-
-
 def relay_capable(meter: MeterConfig, relay_seen: bool, prepaid: bool) -> bool:
-    """Whether metercom can switch the meter's supply relay: a Modbus meter whose device profile
-    has a load relay; a DLMS meter whose disconnect control has been read or switched, that has
-    a prepaid account, or that names its disconnect control (quirk ``disconnect_control``).
-    IEC 62056-21 meters have no remote switching."""
-    protocol = meter.protocol.value
-    if protocol == "modbus":
-        return bool(meter.device_profile) and _modbus_load_relay(str(meter.device_profile))
-    if protocol == "dlms":
-        return relay_seen or prepaid or "disconnect_control" in meter.quirks
-    return False
+    """Whether metercom can switch the meter's supply relay. What the configuration shows comes
+    from :func:`.config_profiles.switches_supply` (never an IEC 62056-21 meter, nor a Modbus meter
+    without a load relay, nor a DLMS meter whose profile has no disconnect control; always a
+    Modbus meter with one). Where only the meter can tell (DLMS: its profile may list a disconnect
+    control the association cannot operate), the evidence decides: its disconnect control was
+    read or switched, it has a prepaid account, or it names its disconnect control (quirk
+    ``disconnect_control``)."""
+    known = switches_supply(meter)
+    if known is not None:
+        return known
+    return relay_seen or prepaid or "disconnect_control" in meter.quirks
 
 
 async def meter_summaries(

@@ -687,7 +687,7 @@ def _accounts(
     if not isinstance(value, list) or not all(isinstance(v, dict) for v in value):
         checker.problem(apath, "write each account as a [[prepaid.accounts]] table")
         return []
-    meter_ids = {m.id for m in meters}
+    by_id = {m.id: m for m in meters}
     out: list[PrepaidAccountConfig] = []
     seen_accounts: set[str] = set()
     seen_meters: set[str] = set()
@@ -700,10 +700,15 @@ def _accounts(
             checker.problem((*epath, "account"), f"invalid account id {account!r}")
         elif account in seen_accounts:
             checker.problem((*epath, "account"), f"duplicate account {account!r}")
-        if meter and meter not in meter_ids and not checker.invalid("meters", meter):
+        if meter and meter not in by_id and not checker.invalid("meters", meter):
             checker.problem((*epath, "meter"), f"unknown meter {meter!r}")
         elif meter in seen_meters:
             checker.problem((*epath, "meter"), f"meter {meter!r} already has a prepaid account")
+        elif meter in by_id and checker.check_profiles:
+            # prepaid cuts the supply at zero credit: the meter must be able to switch it
+            problem = supply_problem(by_id[meter])
+            if problem is not None:
+                checker.problem((*epath, "meter"), f"prepaid cuts the supply at zero credit: {problem}")
         register = checker.text(entry, epath, "register", "1.8.0", 64)
         try:
             register = str(Obis.parse(register))

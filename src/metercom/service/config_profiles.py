@@ -15,7 +15,8 @@ read. What exists, per protocol:
 * IEC 62056-21: none. The readout names its own registers, the adapter uses no profile, so a
   ``device_profile`` there is refused rather than silently ignored.
 
-Supply switching (rule targets ``supply``/``relay1``): IEC 62056-21 meters have no remote
+Supply switching (rule targets ``supply``/``relay1``, and the meters of prepaid accounts:
+prepaid cuts the supply at zero credit): IEC 62056-21 meters have no remote
 switching; a Modbus meter switches when its register map has a load relay; a DLMS meter when
 its profile has a Disconnect control object (class 70) at ``0-0:96.3.10*255``, or at the object
 its quirk ``disconnect_control`` names. A DLMS meter without a device profile is not refused:
@@ -26,7 +27,7 @@ from __future__ import annotations
 
 import difflib
 from collections.abc import Mapping
-from functools import cache
+from functools import cache, lru_cache
 from pathlib import Path
 from types import MappingProxyType
 from typing import Final
@@ -44,6 +45,7 @@ __all__ = [
     "modbus_profile",
     "profile_problem",
     "supply_problem",
+    "switches_supply",
 ]
 
 #: The DLMS Disconnect control object (class 70) the adapter switches by default.
@@ -92,7 +94,7 @@ def profile_problem(protocol: Protocol, name: str | None) -> str | None:
     if _is_file(protocol, name):
         try:
             if protocol is Protocol.MODBUS:
-                load_modbus_profile(Path(name))
+                _modbus_file(name)
             else:
                 _dlms_profile(name)
         except MetercomError as exc:
@@ -110,13 +112,42 @@ def profile_problem(protocol: Protocol, name: str | None) -> str | None:
 
 
 def _dlms_profile(name: str) -> DeviceProfile:
-    """A DLMS profile by name (bundled, cached) or a file (read again: it may have changed)."""
-    return load_profile(Path(name)) if _is_file(Protocol.DLMS, name) else _bundled_dlms(name)
+    """A DLMS profile by name (bundled, cached) or a file (read again when it has changed)."""
+    if not _is_file(Protocol.DLMS, name):
+        return _bundled_dlms(name)
+    version = _file_version(name)
+    return load_profile(Path(name)) if version is None else _dlms_file(name, version)
+
+
+def _modbus_file(name: str) -> ModbusProfile:
+    """A Modbus register-map file (read again when it has changed)."""
+    version = _file_version(name)
+    return load_modbus_profile(Path(name)) if version is None else _modbus_file_at(name, version)
+
+
+def _file_version(name: str) -> tuple[int, int] | None:
+    """A profile file's modification time and size (the key of the caches below), or None when
+    it cannot be seen: the loader then reports why."""
+    try:
+        stat = Path(name).stat()
+    except OSError:
+        return None
+    return stat.st_mtime_ns, stat.st_size
 
 
 @cache
 def _bundled_dlms(name: str) -> DeviceProfile:
     return load_profile(name)
+
+
+@lru_cache(maxsize=64)
+def _dlms_file(name: str, _version: tuple[int, int]) -> DeviceProfile:
+    return load_profile(Path(name))
+
+
+@lru_cache(maxsize=64)
+def _modbus_file_at(name: str, _version: tuple[int, int]) -> ModbusProfile:
+    return load_modbus_profile(Path(name))
 
 
 def modbus_profile(meter: MeterConfig) -> ModbusProfile | None:
@@ -125,7 +156,7 @@ def modbus_profile(meter: MeterConfig) -> ModbusProfile | None:
         return None
     name = meter.device_profile
     try:
-        return load_modbus_profile(Path(name) if _is_file(Protocol.MODBUS, name) else name)
+        return _modbus_file(name) if _is_file(Protocol.MODBUS, name) else load_modbus_profile(name)
     except MetercomError:
         return None  # reported with the meter (or, for a file gone since, when it is read)
 
@@ -158,4 +189,17 @@ def supply_problem(meter: MeterConfig) -> str | None:
             f"{label} cannot switch its supply: device profile {name!r} has no Disconnect control "
             f"(class 70) at {obis}"
         )
+    return None
+
+
+def switches_supply(meter: MeterConfig) -> bool | None:
+    """Whether the configuration shows that ``meter`` can switch its supply relay: False when it
+    cannot (:func:`supply_problem`), True for a Modbus meter whose register map has a load relay,
+    None when only the meter can tell: a DLMS meter (a Disconnect control in its profile says the
+    meter has one, not that the association metercom uses may operate it) or a meter whose
+    device profile cannot be loaded."""
+    if supply_problem(meter) is not None:
+        return False
+    if meter.protocol is Protocol.MODBUS and modbus_profile(meter) is not None:
+        return True
     return None
