@@ -1,8 +1,9 @@
 """``relay_capable`` (the dashboard offers disconnect/reconnect only where it is true): what the
 configuration shows comes from :func:`metercom.service.config_profiles.switches_supply`, the
-same source the validator refuses supply rules and prepaid accounts with; the runtime evidence
-(disconnect control read or switched, a prepaid account, the quirk) decides only where the
-configuration cannot tell."""
+same source the validator refuses supply rules and prepaid accounts with; for a DLMS meter with
+a device profile it decides by the association of the meter's client address. The runtime
+evidence (disconnect control read or switched, a prepaid account, the quirk) decides only where
+the configuration cannot tell (no profile)."""
 
 from __future__ import annotations
 
@@ -52,6 +53,34 @@ device_profile = "generic"
 quirks = { disconnect_control = "0-0:96.3.11*255" }
 
 [[meters]]
+id = "dp"
+protocol = "dlms"
+line = "bus"
+address = { client = 16, physical = 21 }
+device_profile = "generic"
+
+[[meters]]
+id = "ir"
+protocol = "dlms"
+line = "bus"
+address = { client = 32, physical = 22 }
+device_profile = "india"
+
+[[meters]]
+id = "iu"
+protocol = "dlms"
+line = "bus"
+address = { client = 48, physical = 23 }
+device_profile = "india"
+
+[[meters]]
+id = "i7"
+protocol = "dlms"
+line = "bus"
+address = { client = 7, physical = 24 }
+device_profile = "india"
+
+[[meters]]
 id = "ie"
 protocol = "iec21"
 line = "bus"
@@ -83,9 +112,13 @@ CASES = {
     "pz": (False, False, False),  # register map without a load relay
     "pm": (True, True, True),  # register map with a load relay: no evidence needed
     "dn": (False, False, False),  # the quirk names an object that is no Disconnect control
-    "dl": (None, False, True),  # profile has one; may this association operate it?
+    "dl": (True, True, True),  # generic, client 1: the management association may switch
+    "dq": (True, True, True),  # ... also where the quirk names that disconnect control
+    "iu": (True, True, True),  # india, client 48: the utility association may switch
+    "dp": (False, False, False),  # generic, client 16: the public association may not
+    "ir": (False, False, False),  # india, client 32: the reader association reads only
+    "i7": (False, False, False),  # india, client 7: no such association
     "dx": (None, False, True),  # no profile: only the meter tells
-    "dq": (None, True, True),  # the quirk names the disconnect control
 }
 
 
@@ -119,8 +152,8 @@ def test_profile_files_are_read_again_when_they_change(tmp_path: Path) -> None:
     objects.write_text(generic, encoding="utf-8")
     meter = _meters(FLEET.replace('"generic"\n\n', f'"{objects}"\n\n', 1))["dl"]
     assert meter.device_profile == str(objects)
-    assert switches_supply(meter) is None
-    assert relay_capable(meter, relay_seen=True, prepaid=False)
+    assert switches_supply(meter) is True
+    assert relay_capable(meter, relay_seen=False, prepaid=False)
     objects.write_text(without, encoding="utf-8")
     assert switches_supply(meter) is False
     assert not relay_capable(meter, relay_seen=True, prepaid=True)

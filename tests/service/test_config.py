@@ -726,6 +726,98 @@ def test_prepaid_account_on_a_dlms_profile_without_disconnect_control() -> None:
     assert found[1].message.endswith("has no Disconnect control (class 70) at 0-0:96.3.11*255")
 
 
+_READER = (
+    "meter 'dl' (india) cannot switch its supply: its association 'reader' (client 32) may not "
+    "invoke remote_disconnect/remote_reconnect of the Disconnect control at 0-0:96.3.10*255; "
+    "association 'utility' (client 48) may"
+)
+
+
+_PREPAID = "prepaid cuts the supply at zero credit: "
+
+
+def _india(text: str, client: int) -> str:
+    """``dl`` on the india profile, read through the association of ``client``."""
+    return text.replace(
+        'address = { client = 1, physical = 17 }\ndevice_profile = "generic"',
+        f'address = {{ client = {client}, physical = 17 }}\ndevice_profile = "india"',
+    )
+
+
+def test_supply_target_needs_an_association_that_may_switch() -> None:
+    """The india reader login (client 32) may read the load switch but not operate it: a supply
+    rule is refused at the rule (or its targets) and names the association that may; the
+    utility login (client 48) may."""
+    assert parse_config(_india(FLEET, 48)).rules[0].targets == ("relay1",)
+    text = _india(FLEET, 32)
+    problem = only_problem(text)
+    assert str(problem) == f"t.toml:{line_of(text, '[[rules]]')}: rules[0]: target 'relay1': {_READER}"
+    text = text.replace('expression = "L1U', 'targets = ["supply"]\nexpression = "L1U')
+    problem = only_problem(text)
+    assert str(problem) == (
+        f"t.toml:{line_of(text, 'targets')}: rules[0].targets[0]: target 'supply': {_READER}"
+    )
+    # generic: the public client (16) may not, the management client (1) may
+    problem = only_problem(FLEET.replace("client = 1, physical = 17", "client = 16, physical = 17"))
+    assert problem.message == (
+        "target 'relay1': meter 'dl' (generic) cannot switch its supply: its association 'public' "
+        "(client 16) may not invoke remote_disconnect/remote_reconnect of the Disconnect control at "
+        "0-0:96.3.10*255; association 'management' (client 1) may"
+    )
+
+
+def test_prepaid_account_needs_an_association_that_may_switch() -> None:
+    text = _india(_prepaid("dl"), 32)
+    account = 'meter = "dl"'
+    found = problems(text)
+    assert [str(p) for p in found] == [
+        f"t.toml:{line_of(text, '[[rules]]')}: rules[0]: target 'relay1': {_READER}",
+        f"t.toml:{line_of(text, account)}: prepaid.accounts[0].meter: {_PREPAID}{_READER}",
+    ]
+    assert parse_config(_india(_prepaid("dl"), 48)).prepaid is not None
+    # a configuration stored before this check still loads
+    assert parse_config(text, check_profiles=False).prepaid is not None
+
+
+def test_client_address_without_association_cannot_switch() -> None:
+    """A client address the profile has no association for (the meter refuses it: so does the
+    simulator) may still read, but cannot take a supply rule or a prepaid account."""
+    reading = FLEET.split("\n[[rules]]", maxsplit=1)[0]
+    assert parse_config(_india(reading, 7)).meter("dl").device_profile == "india"
+    text = _india(_prepaid("dl"), 7)
+    account = 'meter = "dl"'
+    found = problems(text)
+    why = (
+        "meter 'dl' (india) cannot switch its supply: its client address 7 matches no association "
+        "of device profile 'india' (it has 'public' (client 16), 'reader' (client 32), "
+        "'utility' (client 48))"
+    )
+    assert [str(p) for p in found] == [
+        f"t.toml:{line_of(text, '[[rules]]')}: rules[0]: target 'relay1': {why}",
+        f"t.toml:{line_of(text, account)}: prepaid.accounts[0].meter: {_PREPAID}{why}",
+    ]
+
+
+def test_profile_file_where_no_association_may_switch(tmp_path: Path) -> None:
+    """An object list whose disconnect control no association may operate says so."""
+    from importlib import resources
+
+    generic = (resources.files("metercom.model.profiles") / "generic.toml").read_text(encoding="utf-8")
+    marker = 'name = "Disconnect control"\n'
+    assert generic.count(marker) == 1
+    locked = tmp_path / "locked.toml"
+    locked.write_text(
+        generic.replace(marker, marker + 'access = { management = "read" }\n'), encoding="utf-8"
+    )
+    text = FLEET.replace('"generic"', f'"{locked}"')
+    problem = only_problem(text)
+    assert (problem.line, problem.key) == (line_of(text, "[[rules]]"), "rules[0]")
+    assert problem.message.endswith(
+        "its association 'management' (client 1) may not invoke remote_disconnect/remote_reconnect "
+        "of the Disconnect control at 0-0:96.3.10*255; no association of the profile may"
+    )
+
+
 def test_example_rule_on_the_feeder_meter_is_refused(example_text: str) -> None:
     """The feeder meter (IEC 62056-21) has no relay: a supply rule on it is refused at its line."""
     text = example_text.replace(

@@ -131,13 +131,14 @@ async def relay_state(web: WebStore, meter_id: str) -> str | None:
 
 
 def relay_capable(meter: MeterConfig, relay_seen: bool, prepaid: bool) -> bool:
-    """Whether metercom can switch the meter's supply relay. What the configuration shows comes
-    from :func:`.config_profiles.switches_supply` (never an IEC 62056-21 meter, nor a Modbus meter
-    without a load relay, nor a DLMS meter whose profile has no disconnect control; always a
-    Modbus meter with one). Where only the meter can tell (DLMS: its profile may list a disconnect
-    control the association cannot operate), the evidence decides: its disconnect control was
-    read or switched, it has a prepaid account, or it names its disconnect control (quirk
-    ``disconnect_control``)."""
+    """Whether metercom can switch the meter's supply relay. The configuration decides whenever
+    it can (:func:`.config_profiles.switches_supply`): never an IEC 62056-21 meter, a Modbus meter
+    without a load relay, nor a DLMS meter whose profile has no disconnect control or whose
+    association (its client address) may not invoke its methods; always a Modbus meter with a
+    load relay and a DLMS meter whose association may. Only where the configuration cannot tell
+    (a DLMS meter without a device profile, or one that cannot be loaded) the evidence decides:
+    its disconnect control was read or switched, it has a prepaid account, or it names its
+    disconnect control (quirk ``disconnect_control``)."""
     known = switches_supply(meter)
     if known is not None:
         return known

@@ -19,8 +19,14 @@ Supply switching (rule targets ``supply``/``relay1``, and the meters of prepaid 
 prepaid cuts the supply at zero credit): IEC 62056-21 meters have no remote
 switching; a Modbus meter switches when its register map has a load relay; a DLMS meter when
 its profile has a Disconnect control object (class 70) at ``0-0:96.3.10*255``, or at the object
-its quirk ``disconnect_control`` names. A DLMS meter without a device profile is not refused:
-nothing says it has no disconnect control.
+its quirk ``disconnect_control`` names, and the association the meter is read through may
+invoke that object's ``remote_disconnect`` and ``remote_reconnect`` methods. That association is
+the profile's association with the meter's client address (``address.client``). A client
+address that matches no association of the profile cannot switch either (the meter refuses
+that client: the simulator does); it is refused only where switching is needed, not for
+reading, because the client addresses of a bundled profile can be assumptions (``india``) and
+a real meter may have more associations than its profile lists.
+A DLMS meter without a device profile is not refused: nothing says it has no disconnect control.
 """
 
 from __future__ import annotations
@@ -33,10 +39,11 @@ from types import MappingProxyType
 from typing import Final
 
 from metercom.errors import InputError, MetercomError
+from metercom.model.cosem.types import MethodAccessMode
 from metercom.model.modbus_profile import ModbusProfile, load_modbus_profile, profile_names
 from metercom.model.obis import Obis
-from metercom.model.profiles import DeviceProfile, available_profiles, load_profile
-from metercom.service.config_model import MeterConfig, Protocol
+from metercom.model.profiles import AssociationSpec, DeviceProfile, available_profiles, load_profile
+from metercom.service.config_model import DlmsAddress, MeterConfig, Protocol
 
 __all__ = [
     "DISCONNECT_CONTROL",
@@ -51,6 +58,8 @@ __all__ = [
 #: The DLMS Disconnect control object (class 70) the adapter switches by default.
 DISCONNECT_CONTROL: Final = Obis(0, 0, 96, 3, 10, 255)
 _DISCONNECT_CLASS: Final = 70
+#: The Disconnect control methods switching needs: remote_disconnect (1), remote_reconnect (2).
+_SWITCH_METHODS: Final = (1, 2)
 #: Protocols whose meters cannot be read without a device profile.
 PROFILE_REQUIRED: Final = frozenset({Protocol.MODBUS})
 _NAMES: Final = {Protocol.DLMS: "DLMS", Protocol.MODBUS: "Modbus", Protocol.IEC21: "IEC 62056-21"}
@@ -161,6 +170,35 @@ def modbus_profile(meter: MeterConfig) -> ModbusProfile | None:
         return None  # reported with the meter (or, for a file gone since, when it is read)
 
 
+def _dlms_association(meter: MeterConfig) -> tuple[DeviceProfile, AssociationSpec | None] | None:
+    """A DLMS meter's loadable device profile and its association with the meter's client
+    address (None when none matches), or None (no DLMS meter, no profile, or a profile problem
+    reported with the meter)."""
+    name = meter.device_profile
+    if meter.protocol is not Protocol.DLMS or name is None or not isinstance(meter.address, DlmsAddress):
+        return None
+    if profile_problem(Protocol.DLMS, name) is not None:
+        return None
+    try:
+        profile = _dlms_profile(name)
+    except MetercomError:
+        return None  # as in modbus_profile
+    client = meter.address.client
+    return profile, next((a for a in profile.associations if a.client_sap == client), None)
+
+
+def _associations(profile: DeviceProfile) -> str:
+    return ", ".join(f"{a.name!r} (client {a.client_sap})" for a in profile.associations)
+
+
+def _may_switch(profile: DeviceProfile, obis: Obis, association: AssociationSpec) -> bool:
+    entry = profile.find(obis)
+    access = entry.access.get(association.name) if entry is not None else None
+    return access is not None and all(
+        access.method(index) is not MethodAccessMode.NO_ACCESS for index in _SWITCH_METHODS
+    )
+
+
 def supply_problem(meter: MeterConfig) -> str | None:
     """Why ``meter`` cannot switch its supply relay, or None when it can (or may: see the
     module docstring). A problem with the device profile itself is reported with the meter."""
@@ -172,34 +210,59 @@ def supply_problem(meter: MeterConfig) -> str | None:
         if modbus is not None and (modbus.relays is None or modbus.relays.load_relay is None):
             return f"{label} cannot switch its supply: its register map has no load relay"
         return None
-    name = meter.device_profile
-    if name is None or profile_problem(Protocol.DLMS, name) is not None:
+    found = _dlms_association(meter)
+    if found is None:
         return None
+    profile, association = found
     where = meter.quirks.get("disconnect_control")
     try:
         obis = Obis.parse(str(where)) if where else DISCONNECT_CONTROL
     except InputError:
         return None  # the adapter reports a bad quirk when it opens the meter
-    try:
-        entry = _dlms_profile(name).find(obis)
-    except MetercomError:
-        return None  # as in modbus_profile
+    entry = profile.find(obis)
     if entry is None or entry.class_id != _DISCONNECT_CLASS:
         return (
-            f"{label} cannot switch its supply: device profile {name!r} has no Disconnect control "
-            f"(class 70) at {obis}"
+            f"{label} cannot switch its supply: device profile {meter.device_profile!r} has no "
+            f"Disconnect control (class 70) at {obis}"
         )
-    return None
+    if association is None:
+        client = meter.address.client if isinstance(meter.address, DlmsAddress) else None
+        return (
+            f"{label} cannot switch its supply: its client address {client} matches no association "
+            f"of device profile {meter.device_profile!r} (it has {_associations(profile)})"
+        )
+    if _may_switch(profile, obis, association):
+        return None
+    able = [a for a in profile.associations if _may_switch(profile, obis, a)]
+    hint = (
+        "; " + ", ".join(f"association {a.name!r} (client {a.client_sap})" for a in able) + " may"
+        if able
+        else "; no association of the profile may"
+    )
+    return (
+        f"{label} cannot switch its supply: its association {association.name!r} "
+        f"(client {association.client_sap}) may not invoke remote_disconnect/remote_reconnect of "
+        f"the Disconnect control at {obis}{hint}"
+    )
 
 
 def switches_supply(meter: MeterConfig) -> bool | None:
     """Whether the configuration shows that ``meter`` can switch its supply relay: False when it
-    cannot (:func:`supply_problem`), True for a Modbus meter whose register map has a load relay,
-    None when only the meter can tell: a DLMS meter (a Disconnect control in its profile says the
-    meter has one, not that the association metercom uses may operate it) or a meter whose
-    device profile cannot be loaded."""
+    cannot (:func:`supply_problem`), True for a Modbus meter whose register map has a load relay
+    and a DLMS meter whose association (by client address) may invoke its profile's Disconnect
+    control methods, None when only the meter can tell: a DLMS meter without a device profile, a
+    meter whose device profile cannot be loaded, or a ``disconnect_control`` quirk that is no
+    OBIS code."""
     if supply_problem(meter) is not None:
         return False
-    if meter.protocol is Protocol.MODBUS and modbus_profile(meter) is not None:
-        return True
-    return None
+    if meter.protocol is Protocol.MODBUS:
+        return True if modbus_profile(meter) is not None else None
+    if _dlms_association(meter) is None:
+        return None
+    where = meter.quirks.get("disconnect_control")
+    if where:
+        try:
+            Obis.parse(str(where))
+        except InputError:
+            return None  # the adapter reports a bad quirk when it opens the meter
+    return True
