@@ -1,4 +1,4 @@
-"""Fixtures of the browser tests: one running head-end with the app for the session (see
+"""Fixtures of the browser tests: one running head-end with the app per test module (see
 ``harness.py``), headless Chromium, and a fresh browser context (cookies) per test.
 
 Without Chromium or the ``playwright`` package the browser tests are skipped locally, but under
@@ -19,7 +19,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from harness import DESKTOP, Dashboard, DashboardServer, chromium, chromium_missing, in_ci, log_in
 
 
-@pytest.fixture(scope="session")
+# Module scope, not session: while Playwright's sync API is open its event loop runs in this
+# thread, and every later test that calls asyncio.run() (the CLI tests) would fail.
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
     reason = chromium_missing()
     if reason is not None:
@@ -30,7 +32,7 @@ def browser() -> Iterator[Any]:
         yield launched
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def server(browser: Any) -> Iterator[DashboardServer]:
     """The running app (started after the browser check, so a missing browser costs nothing)."""
     del browser
@@ -42,7 +44,7 @@ def server(browser: Any) -> Iterator[DashboardServer]:
         running.stop()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def dashboard(server: DashboardServer) -> Dashboard:
     assert server.dashboard is not None
     return server.dashboard
