@@ -24,11 +24,10 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import sys
 import time
-import traceback
+from collections.abc import Sequence
 
-from sqlalchemy import Engine, event
+from worker_process import kill_at_statement, reap, say, serve
 
 from metercom.service.config_store import ConfigStore
 from metercom.service.store import Store
@@ -51,21 +50,9 @@ def config_text(version: int) -> str:
     return "\n".join(out)
 
 
-def _say(text: str) -> None:
-    os.write(1, (text + "\n").encode())
-
-
-def child(path: str, kill_at: int, versions: int) -> None:
-    counter = 0
-
-    def count(*_args: object) -> None:
-        nonlocal counter
-        counter += 1
-        if counter == kill_at:
-            os.kill(os.getpid(), signal.SIGKILL)
-
-    event.listen(Engine, "before_cursor_execute", count)
-    event.listen(Engine, "commit", count)
+def child(args: Sequence[str]) -> None:
+    path, kill_at, versions = args[0], int(args[1]), int(args[3])
+    statements = kill_at_statement(kill_at)
 
     async def run() -> None:
         store = await Store.open(path)
@@ -73,18 +60,20 @@ def child(path: str, kill_at: int, versions: int) -> None:
         for _ in range(versions):
             head = await store.config_version()
             version = (head.version if head is not None else 0) + 1
-            _say(f"begin {version}")
+            say(f"begin {version}")
             applied = await configs.apply(config_text(version), actor="worker", source=f"generated {version}")
             if applied != version:
                 raise AssertionError(f"applied {applied}, expected {version}")
-            _say(f"applied {applied}")
+            say(f"applied {applied}")
         await store.close()
 
     asyncio.run(run())
-    _say(f"statements {counter}")
+    say(f"statements {statements()}")
 
 
-def wait(pid: int, delay_ms: int) -> int:
+def wait(pid: int, args: Sequence[str]) -> int:
+    """Reap the child, killing it first once ``delay_ms`` (``args[2]``) of real time passed."""
+    delay_ms = int(args[2])
     if delay_ms > 0:
         deadline = time.monotonic() + delay_ms / 1000
         while True:
@@ -95,30 +84,8 @@ def wait(pid: int, delay_ms: int) -> int:
                 os.kill(pid, signal.SIGKILL)
                 break
             time.sleep(0.0005)
-    _, status = os.waitpid(pid, 0)
-    return os.waitstatus_to_exitcode(status)
-
-
-def main() -> None:
-    print("ready", flush=True)
-    for line in sys.stdin:
-        words = line.split()
-        if not words or words[0] == "quit":
-            break
-        path, kill_at, delay_ms, versions = words[1], int(words[2]), int(words[3]), int(words[4])
-        sys.stdout.flush()
-        pid = os.fork()
-        if pid == 0:
-            code = 0
-            try:
-                child(path, kill_at, versions)
-            except BaseException:  # noqa: BLE001 - report anything, then leave the fork
-                traceback.print_exc()
-                code = 1
-            finally:
-                os._exit(code)
-        print(f"exit {wait(pid, delay_ms)}", flush=True)
+    return reap(pid, args)
 
 
 if __name__ == "__main__":
-    main()
+    serve(child, wait)

@@ -25,14 +25,11 @@ Protocol, one line each::
 from __future__ import annotations
 
 import asyncio
-import os
-import signal
-import sys
-import traceback
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from sqlalchemy import Engine, event
+from worker_process import kill_at_statement, say, serve
 
 from metercom.clock import VirtualClock
 from metercom.service.config_model import LineConfig, MeterConfig, Protocol
@@ -64,21 +61,9 @@ def config_text() -> str:
     return "\n".join(out)
 
 
-def _say(text: str) -> None:
-    os.write(1, (text + "\n").encode())
-
-
-def child(path: str, run: int, kill_at: int) -> None:
-    counter = 0
-
-    def count(*_args: object) -> None:
-        nonlocal counter
-        counter += 1
-        if counter == kill_at:
-            os.kill(os.getpid(), signal.SIGKILL)
-
-    event.listen(Engine, "before_cursor_execute", count)
-    event.listen(Engine, "commit", count)
+def child(args: Sequence[str]) -> None:
+    path, run, kill_at = args[0], int(args[1]), int(args[2])
+    statements = kill_at_statement(kill_at)
     start = START + timedelta(days=run)
     clock = VirtualClock(start, real_grace_s=0.0)
 
@@ -107,7 +92,7 @@ def child(path: str, run: int, kill_at: int) -> None:
             result = await original(meter, data)
             for reading in data.readings:
                 when = (reading.captured_at or now).isoformat()
-                _say(f"saved {meter.id} {reading.obis} {when} {reading.value}")
+                say(f"saved {meter.id} {reading.obis} {when} {reading.value}")
             return result
 
         headend.collector.save = save  # type: ignore[method-assign]
@@ -123,31 +108,9 @@ def child(path: str, run: int, kill_at: int) -> None:
         await store.close()
 
     clock.run(main())
-    _say(f"statements {counter}")
-
-
-def main() -> None:
-    print("ready", flush=True)
-    for line in sys.stdin:
-        words = line.split()
-        if not words or words[0] == "quit":
-            break
-        path, run, kill_at = words[1], int(words[2]), int(words[3])
-        sys.stdout.flush()
-        pid = os.fork()
-        if pid == 0:
-            code = 0
-            try:
-                child(path, run, kill_at)
-            except BaseException:  # noqa: BLE001 - report anything, then leave the fork
-                traceback.print_exc()
-                code = 1
-            finally:
-                os._exit(code)
-        _, status = os.waitpid(pid, 0)
-        print(f"exit {os.waitstatus_to_exitcode(status)}", flush=True)
+    say(f"statements {statements()}")
 
 
 if __name__ == "__main__":
     assert Path(__file__).name == "collect_worker.py"
-    main()
+    serve(child)
