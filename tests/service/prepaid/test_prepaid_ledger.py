@@ -316,3 +316,9 @@ def test_broken_or_mixed_records_are_refused() -> None:
         PrepaidAccount.from_records([bad], TABLE)
     empty = PrepaidAccount.from_records([], TABLE, account_id="acc-9", meter_id="m-9")
     assert empty.balance == 0
+
+
+def test_the_store_keeps_every_record_field_of_the_ledger() -> None:
+    from metercom.service.store.automation import LEDGER_COLUMNS
+
+    assert set(LEDGER_COLUMNS) == set(RECORD_FIELDS)

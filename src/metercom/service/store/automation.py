@@ -32,25 +32,9 @@ from metercom.service.store.types import utc
 
 __all__ = ["LEDGER_COLUMNS", "AutomationStore"]
 
-#: Ledger columns as :meth:`PrepaidAccount.to_records` names them (``at`` is ISO text there).
-LEDGER_COLUMNS = (
-    "account_id",
-    "meter_id",
-    "seq",
-    "kind",
-    "at",
-    "key",
-    "amount_minor",
-    "credit",
-    "register_wh",
-    "energy_wh",
-    "charge",
-    "status",
-    "level",
-    "balance",
-    "sent",
-    "reason",
-)
+#: Ledger columns as :meth:`PrepaidAccount.to_records` names them (``at`` is ISO text there):
+#: every column of the table but the store's own ``recorded_at`` stamp.
+LEDGER_COLUMNS = tuple(c.name for c in prepaid_ledger.columns if c.name != "recorded_at")
 _ALARM_COLUMNS = tuple(c.name for c in alarms.columns)
 
 
